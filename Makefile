@@ -1,0 +1,36 @@
+# The course in two commands:
+#   make lab    set up .venv (first time only) and open the course in JupyterLab
+#   make test   set up .venv (first time only) and run every test
+#
+# TORCH is the PyTorch the course was tested with. On this project's machines pip
+# takes a CPU build of it from local disk. On a Linux laptop, get a CPU build (a
+# few hundred MB instead of several GB) from PyTorch's CPU wheel index:
+#   make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# macOS and Windows wheels on PyPI are CPU builds already.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.nfcourse-installed
+
+.PHONY: lab test lint notebooks clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(PY) -m jupyterlab --notebook-dir=. --ServerApp.root_dir=. notebooks
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,175 @@
+"""The one interface every layer of the course follows.
+
+Direction convention (stated once, used everywhere)
+----------------------------------------------------
+A flow maps base noise ``z`` to data ``x``::
+
+    x = f_K o ... o f_1 (z)
+
+A layer's ``forward`` is this *generative* direction (``z -> x``), as in
+``torch.distributions.TransformedDistribution``; its ``inverse`` is the
+*normalizing* direction (``x -> z``). Both return ``(output, ladj)`` where
+``ladj = log|det d output / d input|`` of the map just applied, one value per
+sample: for an input of shape ``(*, D)`` the output has shape ``(*, D)`` and
+``ladj`` has shape ``(*)``. Hence ``inverse(x)[1] == -forward(z)[1]`` when
+``x = forward(z)[0]``.
+
+The density of ``x`` follows from the change of variables formula,
+
+    log p_X(x) = log p_Z(f^{-1}(x)) + log|det d f^{-1}(x) / dx|,
+
+which is ``base.log_prob(z) + ladj`` with ``z, ladj = layer.inverse(x)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def check_points(t: Tensor, dim: int | None, name: str, where: str) -> Tensor:
+    """Validate a batch of points of shape ``(*, dim)`` and return it.
+
+    Raises a ``TypeError`` or ``ValueError`` that names the argument, what was
+    expected, what came, and what to do: never a shape error deep inside torch.
+    """
+    if not isinstance(t, Tensor):
+        raise TypeError(
+            f"{where}: `{name}` must be a torch.Tensor of shape (..., {dim or 'D'}), "
+            f"got {type(t).__name__}. Convert it first, e.g. torch.as_tensor({name}, "
+            "dtype=torch.float32)."
+        )
+    if not t.is_floating_point():
+        raise TypeError(
+            f"{where}: `{name}` must be a floating-point tensor, got dtype {t.dtype}. "
+            f"Use {name}.float() (or .double())."
+        )
+    if t.dim() == 0:
+        raise ValueError(
+            f"{where}: `{name}` must have shape (..., {dim or 'D'}) with the "
+            "coordinates in the last dimension, got a scalar. For a single point, "
+            "pass a tensor of shape (D,); for N points, shape (N, D)."
+        )
+    if dim is not None and t.shape[-1] != dim:
+        raise ValueError(
+            f"{where}: `{name}` must have shape (..., {dim}) (coordinates in the last "
+            f"dimension), got shape {tuple(t.shape)}. {where} was built for D = {dim}: "
+            f"pass points with {dim} coordinates, or build it with dim={t.shape[-1]}."
+        )
+    return t
+
+
+class Layer(nn.Module):
+    """Base class of an invertible layer.
+
+    Subclasses implement ``forward(z) -> (x, ladj)`` (generative direction) and
+    ``inverse(x) -> (z, ladj)`` (normalizing direction) on inputs of shape
+    ``(*, D)``; ``ladj`` has shape ``(*)``. Layers never store results on
+    ``self``: every call returns what it computed.
+
+    Attributes:
+        dim: the number of coordinates ``D`` the layer acts on, or ``None``
+            for elementwise layers without parameters (any ``D``).
+    """
+
+    dim: int | None = None
+
+    def check(self, t: Tensor, name: str = "z") -> Tensor:
+        """Validate an input of shape ``(*, D)`` (see :func:`check_points`)."""
+        return check_points(t, self.dim, name, type(self).__name__)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def check_dim(dim: object, where: str) -> int:
+    """Validate a layer's ``dim`` argument: a positive integer."""
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(
+            f"{where}: `dim` must be a positive integer (the number of coordinates D), "
+            f"got {dim!r}."
+        )
+    return dim
+
+
+class Compose(Layer):
+    """A sequence of layers applied one after the other.
+
+    ``forward`` applies ``f_1, ..., f_K`` in order; ``inverse`` applies the
+    inverses in reverse order. The ladj of a composition is the sum of the
+    layers' ladjs (the chain rule: determinants multiply).
+    """
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not (hasattr(layer, "forward") and hasattr(layer, "inverse")):
+                raise TypeError(
+                    f"Compose: layer {i} ({type(layer).__name__}) has no `inverse` method; "
+                    "every layer of a flow needs forward(z) -> (x, ladj) and "
+                    "inverse(x) -> (z, ladj)."
+                )
+        self.layers = nn.ModuleList(layers)
+        dims = {layer.dim for layer in layers if getattr(layer, "dim", None) is not None}
+        if len(dims) > 1:
+            raise ValueError(
+                f"Compose: the layers act on different numbers of coordinates {sorted(dims)}; "
+                "build every layer with the same dim."
+            )
+        self.dim = dims.pop() if dims else None
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.check(z)
+        ladj = z.new_zeros(z.shape[:-1])
+        for layer in self.layers:
+            z, l = layer(z)
+            ladj = ladj + l
+        return z, ladj
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.check(x, "x")
+        ladj = x.new_zeros(x.shape[:-1])
+        for layer in reversed(self.layers):
+            x, l = layer.inverse(x)
+            ladj = ladj + l
+        return x, ladj
+
+    def stages(self, z: Tensor) -> list[Tensor]:
+        """The points after every layer: ``[z, f_1(z), f_2(f_1(z)), ..., x]``."""
+        z = self.check(z)
+        out = [z]
+        for layer in self.layers:
+            z, _ = layer(z)
+            out.append(z)
+        return out
+
+
+class Inverse(Layer):
+    """The inverse of a layer: its ``forward`` is the wrapped layer's ``inverse``.
+
+    ``Inverse(Inverse(f))`` behaves like ``f``. Used for example to make an IAF
+    from a MAF and a logit from a sigmoid.
+    """
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+        self.dim = getattr(layer, "dim", None)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self.layer.inverse(z)
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.layer(x)
+

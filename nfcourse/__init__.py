@@ -9,6 +9,7 @@ See :mod:`nfcourse.base`.
 from .base import Compose, Inverse, Layer
 from .distributions import Flow, StandardNormal
 from .elementwise import Affine, Exp, Logit, Sigmoid
+from .linear import LULinear, Permutation, Reverse
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,9 @@ __all__ = [
     "Inverse",
     "Layer",
     "Logit",
+    "LULinear",
+    "Permutation",
+    "Reverse",
     "Sigmoid",
     "StandardNormal",
 ]

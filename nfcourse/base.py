@@ -23,7 +23,6 @@ which is ``base.log_prob(z) + ladj`` with ``z, ladj = layer.inverse(x)``.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 
@@ -168,8 +167,8 @@ class Inverse(Layer):
         self.dim = getattr(layer, "dim", None)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return self.layer.inverse(z)
+        return self.layer.inverse(self.check(z))
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.layer(x)
+        return self.layer(self.check(x, "x"))
 

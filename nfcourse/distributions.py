@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Generator, Tensor, nn
 
 from .base import Compose, check_dim, check_points
 
@@ -63,11 +63,13 @@ class StandardNormal(nn.Module):
     def log_prob(self, z: Tensor) -> Tensor:
         return -0.5 * z.pow(2).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
 
-    def rsample(self, shape: Sequence[int] = (), generator: torch.Generator | None = None) -> Tensor:
-        shape = (*shape, self.dim)
-        return torch.randn(shape, dtype=self._ref.dtype, device=self._ref.device, generator=generator)
+    def rsample(self, shape: Sequence[int] = (), generator: Generator | None = None) -> Tensor:
+        ref = self._ref
+        return torch.randn(
+            (*shape, self.dim), dtype=ref.dtype, device=ref.device, generator=generator
+        )
 
-    def sample(self, shape: Sequence[int] = (), generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, shape: Sequence[int] = (), generator: Generator | None = None) -> Tensor:
         with torch.no_grad():
             return self.rsample(shape, generator)
 
@@ -106,6 +108,12 @@ class Flow(nn.Module):
             )
         self.base = StandardNormal(self.dim) if base is None else base
 
+    def _base_sample(self, shape: tuple[int, ...], generator: Generator | None) -> Tensor:
+        # torch.distributions take no generator; only pass one when asked to
+        if generator is None:
+            return self.base.rsample(shape)
+        return self.base.rsample(shape, generator=generator)
+
     def log_prob(self, x: Tensor) -> Tensor:
         """``log p(x)`` by the change of variables formula through the layers' inverses."""
         x = check_finite(check_points(x, self.dim, "x", "Flow.log_prob"), "x", "Flow.log_prob")
@@ -116,28 +124,29 @@ class Flow(nn.Module):
         """Mean negative log-likelihood (nats per sample) of data ``x``."""
         return -self.log_prob(x).mean()
 
-    def rsample(self, n=1, generator: torch.Generator | None = None) -> Tensor:
+    def rsample(self, n=1, generator: Generator | None = None) -> Tensor:
         """Samples with gradients flowing to the parameters (reparameterization)."""
         return self.sample_and_log_prob(n, generator)[0]
 
-    def sample(self, n=1, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n=1, generator: Generator | None = None) -> Tensor:
         """``n`` samples, shape ``(n, D)``, without gradients."""
         with torch.no_grad():
             return self.rsample(n, generator)
 
-    def sample_and_log_prob(self, n=1, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def sample_and_log_prob(
+        self, n=1, generator: Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Samples and their log-densities from forward passes only (no inverse needed).
 
         ``log p(x) = log p_Z(z) - ladj_forward(z)``: the cheap path of variational inference.
         """
         shape = _check_count(n, "Flow.sample")
-        z = self.base.rsample(shape, generator=generator) if generator is not None else self.base.rsample(shape)
+        z = self._base_sample(shape, generator)
         x, ladj = self.transform(z)
         return x, self.base.log_prob(z) - ladj
 
-    def stages(self, n=1000, generator: torch.Generator | None = None) -> list[Tensor]:
+    def stages(self, n=1000, generator: Generator | None = None) -> list[Tensor]:
         """Base samples and the points after every layer: ``[z_0, z_1, ..., z_K]``."""
         shape = _check_count(n, "Flow.stages")
         with torch.no_grad():
-            z = self.base.sample(shape, generator=generator) if generator is not None else self.base.sample(shape)
-            return self.transform.stages(z)
+            return self.transform.stages(self._base_sample(shape, generator))

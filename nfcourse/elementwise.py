@@ -121,7 +121,10 @@ class Sigmoid(Layer):
 
 
 class Logit(Inverse):
-    """``x = logit(z) = log(z / (1 - z))``, mapping (0, 1) onto R: the inverse of :class:`Sigmoid`."""
+    """``x = logit(z) = log(z / (1 - z))``, mapping (0, 1) onto R.
+
+    Written as ``Inverse(Sigmoid())``: its forward is the sigmoid's inverse.
+    """
 
     def __init__(self):
         super().__init__(Sigmoid())

@@ -6,24 +6,47 @@ is ``log|det J|`` of the map just applied, one value per sample.
 See :mod:`nfcourse.base`.
 """
 
+from . import testing
+from .autoregressive import IAF, MADE, MAF
 from .base import Compose, Inverse, Layer
+from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
 from .distributions import Flow, StandardNormal
 from .elementwise import Affine, Exp, Logit, Sigmoid
+from .flows import iaf, linear_flow, maf, nice, planar_flow, radial_flow, realnvp
 from .linear import LULinear, Permutation, Reverse
+from .planar import Planar
+from .radial import Radial
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "IAF",
+    "MADE",
+    "MAF",
+    "AdditiveCoupling",
     "Affine",
+    "AffineCoupling",
     "Compose",
     "Exp",
     "Flow",
     "Inverse",
+    "LULinear",
     "Layer",
     "Logit",
-    "LULinear",
     "Permutation",
+    "Planar",
+    "Radial",
     "Reverse",
     "Sigmoid",
     "StandardNormal",
+    "alternating_mask",
+    "half_mask",
+    "iaf",
+    "linear_flow",
+    "maf",
+    "nice",
+    "planar_flow",
+    "radial_flow",
+    "realnvp",
+    "testing",
 ]

@@ -36,6 +36,13 @@ LAYERS = [
     Case("LULinear", nf.LULinear, False),
     Case("Permutation", lambda d: nf.Permutation(torch.arange(d).roll(1)), False),
     Case("Reverse", nf.Reverse, False),
+    Case("Planar", nf.Planar, False),
+    Case("Radial", nf.Radial, False),
+    Case("AdditiveCoupling", lambda d: nf.AdditiveCoupling(nf.alternating_mask(d, 1)), True),
+    Case("AffineCoupling", lambda d: nf.AffineCoupling(nf.half_mask(d)), True),
+    Case("MAF", nf.MAF, True, dims=(1, 2, 5)),
+    Case("MAF-order", lambda d: nf.MAF(d, order=torch.randperm(d) + 1), True),
+    Case("IAF", nf.IAF, True, dims=(1, 2, 5)),
     Case("Compose", lambda d: nf.Compose(nf.LULinear(d), nf.Affine(d), nf.Reverse(d)), False),
     Case("Inverse", lambda d: nf.Inverse(nf.LULinear(d)), False),
 ]
@@ -49,7 +56,9 @@ def build(case: Case, dim: int, seed: int = 0) -> torch.nn.Module:
     layer = case.make(dim).double()
     with torch.no_grad():
         for p in layer.parameters():
-            p.add_(0.4 * torch.randn_like(p))
+            # weight matrices scaled by fan-in, so that networks give outputs of order 1
+            scale = 0.4 / math.sqrt(p.shape[-1]) if p.dim() == 2 else 0.4
+            p.add_(scale * torch.randn_like(p))
     return layer
 
 

@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(PY) -m jupyterlab --notebook-dir=. --ServerApp.root_dir=. notebooks
 
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
+
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
+	$(PYTEST) tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

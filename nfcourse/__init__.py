@@ -6,7 +6,7 @@ is ``log|det J|`` of the map just applied, one value per sample.
 See :mod:`nfcourse.base`.
 """
 
-from . import testing
+from . import datasets, energies, testing
 from .autoregressive import IAF, MADE, MAF
 from .base import Compose, Inverse, Layer
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
@@ -16,6 +16,7 @@ from .flows import iaf, linear_flow, maf, nice, planar_flow, radial_flow, realnv
 from .linear import LULinear, Permutation, Reverse
 from .planar import Planar
 from .radial import Radial
+from .train import fit, fit_reverse_kl, nll
 
 __version__ = "0.1.0"
 
@@ -40,11 +41,16 @@ __all__ = [
     "Sigmoid",
     "StandardNormal",
     "alternating_mask",
+    "datasets",
+    "energies",
+    "fit",
+    "fit_reverse_kl",
     "half_mask",
     "iaf",
     "linear_flow",
     "maf",
     "nice",
+    "nll",
     "planar_flow",
     "radial_flow",
     "realnvp",

@@ -1,0 +1,7 @@
+"""``python -m nfcourse``: see :mod:`nfcourse.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""The machinery of the exercise checks: one verdict per exercise, never a crash.
+
+A check runs the learner's code against the reference implementation and
+against properties (shapes, invertibility, log-det vs the autograd Jacobian),
+then shows a one-line verdict and returns a :class:`Result` (truthy when
+passed):
+
+- ``passed``: everything the check tried agreed;
+- ``not done``: the learner's code still raises the exercise stub's
+  ``NotImplementedError``; Run All goes on;
+- ``failed``: something disagreed; the hint names the likely mistake.
+
+In strict mode (environment variable ``NFCOURSE_STRICT=1``, used when the test
+suite runs the solution notebooks) a verdict other than ``passed`` raises
+:class:`CheckFailed`, so a broken solution fails CI.
+
+The verdict is displayed with an extra MIME type, ``MIME``, that carries the
+result as JSON: ``python -m nfcourse check`` reads it from an executed
+notebook to write its report.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+MIME = "application/vnd.nfcourse.check+json"
+ICONS = {"passed": "✅", "not done": "⏳", "failed": "❌"}
+
+
+class CheckFailed(AssertionError):
+    """Raised in strict mode when an exercise check does not pass."""
+
+
+class Mistake(Exception):
+    """Raised inside a check body: what went wrong and a hint at the likely cause."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+@dataclass
+class Result:
+    """The verdict of one exercise check; truthy when the exercise passed."""
+
+    exercise: str
+    status: str  # "passed", "not done" or "failed"
+    message: str
+    hint: str = ""
+
+    def __bool__(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def line(self) -> str:
+        text = f"{ICONS[self.status]} {self.exercise} {self.status}: {self.message}"
+        return f"{text} Hint: {self.hint}" if self.hint else text
+
+    def __repr__(self) -> str:
+        return f"Result({self.exercise!r}, {self.status!r})"
+
+    def _ipython_display_(self) -> None:
+        # A check shows its verdict itself; when the check call is also the cell's
+        # last value, IPython would show it a second time: skip that one.
+        if self.__dict__.pop("_just_shown", False):
+            return
+        show(self)
+
+
+def strict() -> bool:
+    """Whether failing checks raise (``NFCOURSE_STRICT`` set to 1/true/yes)."""
+    return os.environ.get("NFCOURSE_STRICT", "").lower() in {"1", "true", "yes"}
+
+
+def show(result: Result) -> None:
+    """Display the verdict: plain text for the learner, JSON for ``nfcourse check``."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display({"text/plain": result.line, MIME: asdict(result)}, raw=True)
+            result._just_shown = True
+            return
+    except ImportError:  # pragma: no cover - IPython comes with JupyterLab
+        pass
+    print(result.line)
+
+
+def _is_stub(error: BaseException) -> bool:
+    return isinstance(error, NotImplementedError)
+
+
+def exercise(label: str) -> Callable:
+    """Decorate a check body ``fn(*args) -> str`` (the success message) for exercise ``label``.
+
+    The body raises :class:`Mistake` for a wrong answer; the learner's code may
+    raise anything. The decorated check shows the verdict, returns the
+    :class:`Result`, and raises :class:`CheckFailed` in strict mode unless passed.
+    """
+
+    def decorate(body: Callable[..., str]) -> Callable[..., Result]:
+        @functools.wraps(body)
+        def check(*args, **kwargs) -> Result:
+            try:
+                result = Result(label, "passed", body(*args, **kwargs))
+            except Mistake as mistake:
+                result = Result(label, "failed", mistake.message, mistake.hint)
+            except Exception as error:  # noqa: BLE001 - any error in learner code is a verdict
+                if _is_stub(error):
+                    result = Result(
+                        label,
+                        "not done",
+                        "not done yet: replace the "
+                        "`raise NotImplementedError` with your code, then run "
+                        "the cell and this check again.",
+                    )
+                else:
+                    where = traceback.extract_tb(error.__traceback__)[-1]
+                    result = Result(
+                        label,
+                        "failed",
+                        f"your code raised {type(error).__name__}: {error}",
+                        f"see line {where.lineno} of {where.name}(); run the exercise cell "
+                        "again after fixing it.",
+                    )
+            show(result)
+            if strict() and not result:
+                raise CheckFailed(result.line)
+            return result
+
+        check.exercise = label
+        return check
+
+    return decorate

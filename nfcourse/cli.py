@@ -1,0 +1,230 @@
+"""The course's command line: ``python -m nfcourse [command]``.
+
+Commands:
+    (none)      list the lessons and the commands
+    check       run notebooks headlessly and report every exercise
+    generate    write notebooks/ from solutions/ (keeps a copy of edited notebooks)
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .check import MIME
+from .exercises import HEADER, generate, stale
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def course_root() -> Path:
+    """The course folder: the current one if it holds notebooks/, else the package's checkout."""
+    here = Path.cwd()
+    return here if (here / "solutions").is_dir() or (here / "notebooks").is_dir() else ROOT
+
+
+def lesson_title(path: Path) -> str:
+    """The first Markdown heading of a notebook, without the leading #'s."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return path.stem
+
+
+def list_lessons(root: Path) -> str:
+    lines = [
+        "nfcourse: normalizing flows, hands on",
+        "",
+        "Lessons (open them in JupyterLab with `make lab`):",
+    ]
+    folder = root / "notebooks"
+    lessons = sorted(folder.glob("[0-9][0-9]_*.ipynb")) if folder.is_dir() else []
+    lines += [f"  {p.relative_to(root)}  {lesson_title(p)}" for p in lessons] or ["  (none yet)"]
+    lines += [
+        "",
+        "Commands (python -m nfcourse COMMAND):",
+        "  check NOTEBOOK...   run notebooks (or folders of them) headlessly and report every",
+        "                      exercise: passed, not done, or failed with a hint",
+        "  generate            write notebooks/ from solutions/ (edited notebooks are backed up)",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass
+class Report:
+    """What a headless run of one notebook found."""
+
+    path: Path
+    exercises: dict[str, dict] = field(default_factory=dict)  # label -> result (or None)
+    errors: list[str] = field(default_factory=list)
+    problem: str = ""  # a reason the run stopped early
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        statuses = [r["status"] if r else "not reached" for r in self.exercises.values()]
+        return {s: statuses.count(s) for s in ("passed", "not done", "failed", "not reached")}
+
+    @property
+    def ok(self) -> bool:
+        c = self.counts()
+        return not self.problem and not self.errors and c["passed"] == len(self.exercises)
+
+
+def expected_exercises(nb: nbformat.NotebookNode) -> list[str]:
+    """The exercise labels announced by '# Exercise N.M: ...' lines, in order."""
+    labels = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for line in cell.source.splitlines():
+                match = HEADER.match(line.strip())
+                if match:
+                    labels.append(f"Exercise {match.group(1)}.{match.group(2)}")
+    return labels
+
+
+def run_notebook(path: Path, timeout: int = 300) -> Report:
+    """Execute a copy of the notebook (the file is not modified) and collect the verdicts."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    report = Report(path)
+    nb = nbformat.read(path, as_version=4)
+    report.exercises = dict.fromkeys(expected_exercises(nb))
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    os.environ["NFCOURSE_STRICT"] = "0"  # report every exercise instead of stopping at one
+    try:
+        client.execute()
+    except CellTimeoutError:
+        report.problem = (
+            f"a cell ran longer than {timeout} s and was stopped (an endless loop? a "
+            "training run far longer than the lesson's?). Fix it, or pass a larger --timeout."
+        )
+    except DeadKernelError as error:
+        report.problem = f"the kernel died ({error}); out of memory? restart and try again."
+    report.seconds = time.perf_counter() - start
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if MIME in data:
+                result = data[MIME]
+                report.exercises[result["exercise"]] = result
+            if output.get("output_type") == "error":
+                report.errors.append(f"cell {index}: {output['ename']}: {output['evalue']}")
+    return report
+
+
+def format_report(report: Report) -> str:
+    lines = [f"{report.path}  ({report.seconds:.0f} s)"]
+    for label, result in report.exercises.items():
+        if result is None:
+            lines.append(f"  ·  {label} not reached: the notebook stopped before its check ran")
+        else:
+            icon = {"passed": "✅", "not done": "⏳", "failed": "❌"}[result["status"]]
+            hint = f" Hint: {result['hint']}" if result.get("hint") else ""
+            lines.append(f"  {icon} {label} {result['status']}: {result['message']}{hint}")
+    if not report.exercises:
+        lines.append("  (this notebook has no exercises)")
+    lines += [f"  ⚠ error in {e}" for e in report.errors]
+    if report.problem:
+        lines.append(f"  ⚠ stopped: {report.problem}")
+    return "\n".join(lines)
+
+
+def summary_table(reports: list[Report]) -> str:
+    rows = [("notebook", "passed", "not done", "failed", "not reached", "errors", "seconds")]
+    for r in reports:
+        c = r.counts()
+        rows.append(
+            (
+                r.path.name,
+                *(str(c[k]) for k in ("passed", "not done", "failed", "not reached")),
+                str(len(r.errors) + bool(r.problem)),
+                f"{r.seconds:.0f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def resolve(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Notebook files from files and folders; messages for paths that do not exist."""
+    found, problems = [], []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found += sorted(p for p in path.glob("*.ipynb"))
+        elif path.is_file() and path.suffix == ".ipynb":
+            found.append(path)
+        else:
+            folder = path.parent if path.parent.is_dir() else Path(".")
+            candidates = [p.name for p in folder.glob("*.ipynb")]
+            close = difflib.get_close_matches(path.name, candidates, n=3, cutoff=0.4)
+            also = f" Did you mean: {', '.join(str(folder / c) for c in close)}?" if close else ""
+            problems.append(f"{name}: no such notebook.{also}")
+    return found, problems
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    paths, problems = resolve(args.notebooks)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not paths:
+        return 2
+    reports = []
+    for path in paths:
+        report = run_notebook(path, timeout=args.timeout)
+        print(format_report(report), flush=True)
+        reports.append(report)
+    if len(reports) > 1:
+        print()
+        print(summary_table(reports))
+    return 0 if all(r.ok for r in reports) and not problems else 1
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    for line in generate(root / "solutions", root / "notebooks"):
+        print(line)
+    left = stale(root / "solutions", root / "notebooks")
+    if left:
+        print("notebooks without a solution (remove them or add one):", ", ".join(left))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nfcourse",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command")
+    check = sub.add_parser("check", help="run notebooks headlessly and report every exercise")
+    check.add_argument("notebooks", nargs="+", help="notebook files or folders of notebooks")
+    check.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    gen = sub.add_parser("generate", help="write notebooks/ from solutions/")
+    gen.add_argument("--root", default=str(course_root()), help="the course folder")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "generate":
+        return cmd_generate(args)
+    print(list_lessons(course_root()))
+    return 0

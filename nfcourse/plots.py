@@ -1,0 +1,464 @@
+"""Plotting helpers for the lessons: densities, samples, a flow's stages, training curves.
+
+Every function draws on the axes it is given (``ax=...``) or on a new figure,
+and returns the axes (or the figure), so that lessons can compose panels; none
+calls ``plt.show()``. Colours are colorblind-safe: seaborn's "colorblind"
+palette for lines and points, the perceptually uniform "viridis" for
+densities.
+
+A density can be given as anything with ``log_prob`` (an :class:`nfcourse.Flow`,
+a ``torch.distributions`` distribution, a dataset or energy object) or as a
+callable returning log-densities. Densities are evaluated on the *centres* of
+the image's pixels, so the picture lines up exactly with ``extent=bounds``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+__all__ = [
+    "PALETTE",
+    "grid",
+    "plot_1d_density",
+    "plot_density",
+    "plot_losses",
+    "plot_samples",
+    "plot_stages",
+]
+
+# seaborn.color_palette("colorblind").as_hex(), copied so that importing this
+# module does not import seaborn (about 1 s); tests/test_plots.py checks it.
+PALETTE = [
+    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
+    "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9",
+]
+DENSITY_CMAP = "viridis"
+# six palette colours for the six 60-degree sectors around the origin, ordered so
+# that neighbouring sectors never get similar colours
+SECTOR_COLORS = [PALETTE[i] for i in (0, 1, 9, 3, 2, 4)]
+_BATCH = 16384
+
+Bounds = tuple[float, float] | tuple[tuple[float, float], tuple[float, float]]
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (4.0, 4.0)) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _xy_bounds(bounds: Bounds) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(lo, hi)`` for both axes, or ``((x_lo, x_hi), (y_lo, y_hi))``."""
+    try:
+        if len(bounds) == 2 and all(np.ndim(b) == 0 for b in bounds):
+            lo, hi = float(bounds[0]), float(bounds[1])
+            xb = yb = (lo, hi)
+        else:
+            (x0, x1), (y0, y1) = bounds
+            xb, yb = (float(x0), float(x1)), (float(y0), float(y1))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`bounds` must be (lo, hi) or ((x_lo, x_hi), (y_lo, y_hi)), got {bounds!r}."
+        ) from None
+    if not (xb[0] < xb[1] and yb[0] < yb[1]):
+        raise ValueError(f"`bounds` must have lo < hi on each axis, got {bounds!r}.")
+    return xb, yb
+
+
+def _numpy(x: object) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def grid(
+    bounds: Bounds = (-4, 4), resolution: int = 200, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor, Tensor]:
+    """A square grid of points over a 2-D box, for evaluating densities.
+
+    The points are the centres of ``resolution x resolution`` pixels covering
+    ``bounds``. ``X, Y`` come from ``torch.meshgrid(xs, ys, indexing="xy")``:
+    row ``i`` of the image holds ``y = ys[i]`` and column ``j`` holds
+    ``x = xs[j]``, the layout ``imshow(..., origin="lower")`` expects (the
+    default ``indexing="ij"`` would transpose the picture).
+
+    Returns:
+        ``(points, X, Y)``: ``points`` of shape ``(R * R, 2)`` with
+        ``points[:, 0] == X.flatten()`` and ``points[:, 1] == Y.flatten()``,
+        so ``values.reshape(R, R)`` lines up with ``X`` and ``Y``.
+    """
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"grid: `resolution` must be a positive int, got {resolution!r}.")
+    (x0, x1), (y0, y1) = _xy_bounds(bounds)
+    centres = (torch.arange(resolution, dtype=dtype) + 0.5) / resolution
+    xs, ys = x0 + (x1 - x0) * centres, y0 + (y1 - y0) * centres
+    X, Y = torch.meshgrid(xs, ys, indexing="xy")
+    return torch.stack([X.flatten(), Y.flatten()], dim=-1), X, Y
+
+
+def _dtype_device(model: object) -> tuple[torch.dtype, torch.device]:
+    if isinstance(model, nn.Module):
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.is_floating_point():
+                return t.dtype, t.device
+    if isinstance(model, torch.distributions.Distribution):
+        with torch.no_grad():
+            s = model.sample()
+        if s.is_floating_point():
+            return s.dtype, s.device
+    return torch.float32, torch.device("cpu")
+
+
+def _log_density_fn(model: object) -> Callable[[Tensor], Tensor]:
+    fn = getattr(model, "log_prob", None)
+    if callable(fn):
+        return fn
+    if callable(model):
+        return model
+    raise TypeError(
+        "expected a model with log_prob (a Flow, a torch distribution, a dataset or energy "
+        f"object) or a callable returning log-densities, got {type(model).__name__}."
+    )
+
+
+@torch.no_grad()
+def _evaluate(model: object, points: Tensor) -> np.ndarray:
+    """Log-densities at ``points`` as a float64 NumPy array; ``-inf`` outside the support.
+
+    Runs in batches without gradients; modules are put in ``eval()`` mode
+    for the evaluation. For ``torch.distributions`` the points outside the
+    support are masked first (``log_prob`` would raise on them).
+    """
+    fn = _log_density_fn(model)
+    n = points.shape[0]
+    inside = torch.ones(n, dtype=torch.bool, device=points.device)
+    if isinstance(model, torch.distributions.Distribution):
+        ok = model.support.check(points)
+        if ok.dim() > 1:  # an elementwise support on an event of several coordinates
+            ok = ok.all(-1)
+        if ok.shape == inside.shape:
+            inside = ok
+    was_training = getattr(model, "training", None)
+    if isinstance(model, nn.Module):
+        model.eval()
+    try:
+        out = torch.full((n,), -math.inf, dtype=torch.float64)
+        idx = inside.nonzero().squeeze(-1)
+        for chunk in idx.split(_BATCH):
+            try:
+                lp = fn(points[chunk])
+            except ValueError as err:
+                raise ValueError(
+                    f"evaluating the log-density on the grid failed: {err} If some grid points "
+                    "lie outside the model's support, choose `bounds` inside it (e.g. (0, 1) "
+                    "for a flow that ends with a Sigmoid)."
+                ) from err
+            if not isinstance(lp, Tensor):
+                lp = torch.as_tensor(lp)
+            if lp.dim() > 1 and lp.shape[-1] == 1:
+                lp = lp.squeeze(-1)
+            if lp.shape != chunk.shape:
+                raise ValueError(
+                    f"the log-density must return one value per point, shape "
+                    f"({chunk.shape[0]},) for points of shape {tuple(points[chunk].shape)}; "
+                    f"got {tuple(lp.shape)}. (A torch distribution with one distribution per "
+                    "coordinate, like Normal(torch.zeros(2), 1), needs "
+                    "torch.distributions.Independent(d, 1).)"
+                )
+            out[chunk.cpu()] = lp.detach().double().cpu()
+    finally:
+        if isinstance(model, nn.Module):
+            model.train(was_training)
+    values = out.numpy()
+    if np.isnan(values).any():
+        warnings.warn(
+            f"{int(np.isnan(values).sum())} grid points have a NaN log-density; they are "
+            "left blank in the picture.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return values
+
+
+def plot_density(
+    model_or_fn: object,
+    ax: Axes | None = None,
+    bounds: Bounds = (-4, 4),
+    resolution: int = 200,
+    log: bool = False,
+    title: str | None = None,
+    colorbar: bool = False,
+    cmap: str = DENSITY_CMAP,
+) -> Axes:
+    """Draw a 2-D density as an image.
+
+    Args:
+        model_or_fn: a Flow, a torch distribution, an object with ``log_prob``,
+            or a callable ``points (M, 2) -> log-densities (M,)``.
+        ax: axes to draw on (a new figure if ``None``).
+        bounds: ``(lo, hi)`` for both axes or ``((x_lo, x_hi), (y_lo, y_hi))``.
+        resolution: pixels per side.
+        log: draw ``log p`` instead of ``p``. Zero densities (``-inf``) are left
+            blank, and values more than 20 nats below the maximum are drawn in
+            the lowest colour (the tails would otherwise take the whole scale).
+        title: the axes' title.
+        colorbar: add a colour bar.
+        cmap: the colour map.
+
+    Returns:
+        The axes; the image is ``ax.images[-1]``, an array of shape
+        ``(resolution, resolution)`` with ``x`` along the horizontal axis.
+    """
+    ax = _axes(ax)
+    dtype, device = _dtype_device(model_or_fn)
+    points, _, _ = grid(bounds, resolution, dtype)
+    values = _evaluate(model_or_fn, points.to(device)).reshape(resolution, resolution)
+    finite = values[np.isfinite(values)]
+    if log:
+        image = np.ma.masked_invalid(values)
+        top = finite.max() if finite.size else 0.0
+        vmin = max(finite.min(), top - 20.0) if finite.size else None
+        vmax = top if finite.size else None
+        label = "log density"
+    else:
+        image = np.ma.masked_invalid(np.exp(values))  # exp(-inf) = 0; NaN stays blank
+        vmin, vmax, label = 0.0, None, "density"
+    (x0, x1), (y0, y1) = _xy_bounds(bounds)
+    im = ax.imshow(
+        image, origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=vmin, vmax=vmax,
+        interpolation="nearest", aspect="auto",
+    )
+    ax.set_aspect("equal" if math.isclose(x1 - x0, y1 - y0) else "auto")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    if title is not None:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label=label)
+    return ax
+
+
+def plot_samples(
+    x: Tensor | np.ndarray,
+    ax: Axes | None = None,
+    bounds: Bounds | None = None,
+    s: float = 2,
+    alpha: float = 0.5,
+    title: str | None = None,
+    color: object = None,
+    label: str | None = None,
+) -> Axes:
+    """Scatter 2-D points of shape ``(N, 2)`` (tensor or array).
+
+    ``bounds`` fixes the axis limits (default: fit the points); ``color`` is
+    one colour or one value per point (default: the palette's first colour).
+    """
+    pts = _numpy(x)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(
+            f"plot_samples: `x` must have shape (N, 2), got {pts.shape}. For points with more "
+            "coordinates, choose two: x[:, [0, 1]]."
+        )
+    ax = _axes(ax)
+    ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, c=PALETTE[0] if color is None else color,
+               linewidths=0, label=label)
+    if bounds is not None:
+        (x0, x1), (y0, y1) = _xy_bounds(bounds)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="datalim" if bounds is None else "box")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def _sector(z: np.ndarray) -> np.ndarray:
+    """The index (0-5) of the 60-degree sector around the origin that holds each point."""
+    angle = np.arctan2(z[:, 1], z[:, 0])  # in [-pi, pi]
+    return np.floor((angle + math.pi) / (math.pi / 3)).astype(int) % 6
+
+
+def plot_stages(
+    flow: nn.Module,
+    n: int = 2000,
+    bounds: Bounds | None = None,
+    titles: Sequence[str] | None = None,
+    seed: int | None = None,
+) -> Figure:
+    """One panel per stage of a flow: base samples, after layer 1, ..., data.
+
+    Every point keeps the colour of the *direction* of its base sample (six
+    60-degree sectors around the origin, six colours), so one can follow where
+    each region of the base goes through the layers. For ``D > 2`` the first
+    two coordinates are drawn.
+
+    Args:
+        flow: an :class:`nfcourse.Flow` (anything with ``stages(n)``).
+        n: number of points.
+        bounds: shared axis limits for every panel (default: each panel fits its points).
+        titles: one title per panel (``len(flow layers) + 1``).
+        seed: makes the points reproducible.
+
+    Returns:
+        The figure; ``fig.axes`` holds the ``K + 1`` panels.
+    """
+    generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+    _, device = _dtype_device(flow)
+    if generator is not None and device.type != "cpu":
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+    stages = flow.stages(n, generator=generator)
+    if stages[0].shape[-1] < 2:
+        raise ValueError("plot_stages: needs points with at least 2 coordinates.")
+    layers = list(getattr(getattr(flow, "transform", None), "layers", []))
+    k = len(stages) - 1
+    if titles is None:
+        names = [type(layer).__name__ for layer in layers] or ["layer"] * k
+        titles = ["base z"] + [f"after {i + 1}: {names[i]}" for i in range(k)]
+        if k:
+            titles[-1] = f"data x (after {k}: {names[k - 1]})"
+    elif len(titles) != k + 1:
+        raise ValueError(
+            f"plot_stages: `titles` must have one entry per panel ({k + 1}: the base and "
+            f"{k} layers), got {len(titles)}."
+        )
+    z0 = _numpy(stages[0])
+    colors = np.array(SECTOR_COLORS)[_sector(z0)]
+    fig, axes = plt.subplots(1, k + 1, figsize=(3.0 * (k + 1), 3.2), squeeze=False)
+    for ax, points, title in zip(axes[0], stages, titles, strict=True):
+        ax.scatter(*_numpy(points)[:, :2].T, c=colors, s=3, alpha=0.8, linewidths=0)
+        if bounds is not None:
+            (x0, x1), (y0, y1) = _xy_bounds(bounds)
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(y0, y1)
+        ax.set_aspect("equal", adjustable="datalim" if bounds is None else "box")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """A trailing moving average (shorter windows at the start)."""
+    c = np.cumsum(np.insert(values, 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def plot_losses(
+    history: object,
+    ax: Axes | None = None,
+    entropy: float | None = None,
+    label: str | None = None,
+    log_normalizer: float | None = None,
+) -> Axes:
+    """Training curves of a :class:`~nfcourse.train.History`, in nats.
+
+    Draws the minibatch losses (faint), their moving average, and the
+    validation NLL (markers). ``entropy`` adds a horizontal line at the data
+    distribution's entropy, the lowest NLL any model can reach. For a
+    reverse-KL history, ``log_normalizer`` (``log Z``) adds the line at
+    ``-log Z``, the lowest value of its objective (where ``KL = 0``).
+    Several histories can share one axes: pass a ``label`` to each.
+    """
+    ax = _axes(ax, figsize=(6.0, 3.5))
+    step = np.asarray(history.step, dtype=float)
+    loss = np.asarray(history.loss, dtype=float)
+    kind = getattr(history, "kind", "nll")
+    prefix = f"{label}: " if label else ""
+    color = PALETTE[sum(line.get_gid() == "nfcourse-train" for line in ax.lines) % len(PALETTE)]
+    if len(loss):
+        window = max(1, len(loss) // 50)
+        ax.plot(step, loss, color=color, alpha=0.25, linewidth=0.8)
+        name = "train NLL" if kind == "nll" else "train objective"
+        ax.plot(step, _smooth(loss, window), color=color, linewidth=1.5,
+                label=f"{prefix}{name} (minibatch, mean of {window})", gid="nfcourse-train")
+    if getattr(history, "val_nll", None):
+        ax.plot(history.val_step, history.val_nll, color=color, linestyle="--", marker="o",
+                markersize=3, label=f"{prefix}validation NLL", gid="nfcourse-val")
+    if entropy is not None:
+        ax.axhline(entropy, color="black", linestyle=":", linewidth=1.2, gid="nfcourse-bound",
+                   label=f"entropy of the data = {entropy:.3f} (best possible NLL)")
+    if log_normalizer is not None:
+        ax.axhline(-log_normalizer, color="black", linestyle=":", linewidth=1.2,
+                   gid="nfcourse-bound", label=f"-log Z = {-log_normalizer:.3f} (KL = 0)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("NLL (nats)" if kind == "nll" else "KL(q || p) - log Z (nats)")
+    if len(loss) or entropy is not None or log_normalizer is not None:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_1d_density(
+    model_or_fn: object,
+    samples: Tensor | np.ndarray | None = None,
+    ax: Axes | None = None,
+    bounds: tuple[float, float] | None = None,
+    bins: int = 60,
+    resolution: int = 400,
+    label: str = "density (formula)",
+    title: str | None = None,
+) -> Axes:
+    """A 1-D density curve over a histogram of samples: formula vs histogram.
+
+    Args:
+        model_or_fn: a 1-D torch distribution (e.g. ``LogNormal(0, 1)``), a 1-D
+            Flow, an object with ``log_prob``, or a callable mapping points of
+            shape ``(M,)`` to log-densities ``(M,)``.
+        samples: optional samples ``(N,)`` or ``(N, 1)``, drawn as a normalized histogram.
+        bounds: the x range (default: the 0.5%-99.5% range of the samples
+            widened by 10%, or (-4, 4) without samples).
+        bins, resolution: histogram bins and curve points.
+
+    Zero densities (``-inf`` log-densities) are drawn as 0; points where the
+    function gives NaN are left out of the curve.
+    """
+    ax = _axes(ax, figsize=(5.0, 3.5))
+    xs_samples = None
+    if samples is not None:
+        xs_samples = _numpy(samples).reshape(len(samples), -1)
+        if xs_samples.shape[1] != 1:
+            raise ValueError(
+                f"plot_1d_density: `samples` must have shape (N,) or (N, 1), "
+                f"got {tuple(np.shape(samples))}."
+            )
+        xs_samples = xs_samples[:, 0]
+    if bounds is None:
+        if xs_samples is not None and len(xs_samples):
+            lo, hi = np.quantile(xs_samples, [0.005, 0.995])
+            pad = 0.1 * (hi - lo) if hi > lo else 1.0
+            bounds = (float(lo - pad), float(hi + pad))
+        else:
+            bounds = (-4.0, 4.0)
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not lo < hi:
+        raise ValueError(f"plot_1d_density: `bounds` must have lo < hi, got {bounds!r}.")
+    dtype, device = _dtype_device(model_or_fn)
+    xs = torch.linspace(lo, hi, resolution, dtype=dtype, device=device)
+    # the shape the model expects: events of shape (1,) for Flows and 1-D vector models
+    event_shape = getattr(model_or_fn, "event_shape", None)
+    as_column = event_shape == torch.Size([1]) or (
+        event_shape is None and getattr(model_or_fn, "dim", None) == 1
+    )
+    values = _evaluate(model_or_fn, xs[:, None] if as_column else xs)
+    if xs_samples is not None:
+        ax.hist(xs_samples, bins=bins, range=(lo, hi), density=True, color=PALETTE[0],
+                alpha=0.45, label=f"histogram of {len(xs_samples)} samples")
+    ax.plot(xs.cpu().numpy(), np.exp(values), color=PALETTE[1], linewidth=2, label=label)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title is not None:
+        ax.set_title(title)
+    return ax

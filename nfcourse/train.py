@@ -1,0 +1,613 @@
+"""Training loops: maximum likelihood (density estimation) and reverse KL (variational inference).
+
+Maximum likelihood fits a flow ``q`` to data by minimizing the mean negative
+log-likelihood (NLL, in nats per sample)
+
+    NLL = -(1/N) sum_n log q(x_n),
+
+whose expectation is ``H(p) + KL(p || q)``: it can never go below the entropy
+``H(p)`` of the data distribution, so the entropy is the best NLL any model can
+reach, and the gap to it is the KL divergence left to learn.
+
+Variational inference fits a flow ``q`` to an unnormalized target
+``p~ = Z p`` by minimizing ``E_q[log q(x) - log p~(x)] = KL(q || p) - log Z``,
+which needs only samples of ``q`` and their log-densities (forward passes):
+it goes below zero whenever ``log Z > 0``, and ``+ log Z`` gives the true KL.
+
+Both loops run Adam (AdamW with ``weight_decay``) with a cosine learning-rate
+decay to zero, record every step's loss, and stop with a
+:class:`NonFiniteLossError` as soon as a loss is NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .distributions import Flow, check_finite
+
+__all__ = [
+    "History",
+    "NonFiniteLossError",
+    "fit",
+    "fit_reverse_kl",
+    "nll",
+    "reverse_kl",
+]
+
+# Losses are moved to Python, checked for NaN and shown on the bar once every
+# _CHECK_EVERY steps (one synchronization per chunk, not per step).
+_CHECK_EVERY = 10
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite.
+
+    Attributes:
+        step: the first step (1-based) whose loss was not finite.
+        value: that loss.
+        restored_step: the parameters were reset to their values after this
+            step (0: the initial parameters).
+        history: the :class:`History` up to the last finite step.
+    """
+
+    def __init__(self, message: str, step: int, value: float, restored_step: int, history):
+        super().__init__(message)
+        self.step = step
+        self.value = value
+        self.restored_step = restored_step
+        self.history = history
+
+
+@dataclass(repr=False)
+class History:
+    """What a training run recorded.
+
+    Attributes:
+        step: the step numbers ``1, 2, ..., steps``.
+        loss: the minibatch loss of every step, in nats, computed before that
+            step's update: the NLL for :func:`fit`; ``E_q[log q - log p~]``
+            (the reverse KL minus ``log Z``) for :func:`fit_reverse_kl`.
+        val_step: the steps after which the validation NLL was measured.
+        val_nll: the held-out NLL (nats) after those steps.
+        val_seconds: wall time (s) since the start at each validation.
+        seconds: total wall time (s) of the run.
+        kind: ``"nll"`` or ``"reverse_kl"`` (what ``loss`` measures).
+    """
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    val_step: list[int] = field(default_factory=list)
+    val_nll: list[float] = field(default_factory=list)
+    val_seconds: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    kind: str = "nll"
+
+    @property
+    def final_val_nll(self) -> float:
+        """The last validation NLL (nats); an error if no ``val_data`` was given."""
+        if not self.val_nll:
+            raise ValueError(
+                "History.final_val_nll: this run measured no validation NLL; pass "
+                "val_data=... to fit(), or compute it afterwards with nll(flow, data)."
+            )
+        return self.val_nll[-1]
+
+    @property
+    def final_loss(self) -> float:
+        """The mean training loss of the last 100 steps (smooths the minibatch noise)."""
+        if not self.loss:
+            raise ValueError("History.final_loss: no step was recorded.")
+        tail = self.loss[-100:]
+        return sum(tail) / len(tail)
+
+    def __repr__(self) -> str:
+        parts = [f"kind={self.kind!r}", f"steps={len(self.step)}"]
+        if self.loss:
+            parts.append(f"final_loss={self.final_loss:.4f}")
+        if self.val_nll:
+            parts.append(f"final_val_nll={self.final_val_nll:.4f}")
+        parts.append(f"seconds={self.seconds:.1f}")
+        return f"History({', '.join(parts)})"
+
+
+# ----------------------------------------------------------------------------
+# validation of arguments
+
+
+def _positive_int(value: object, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: `{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _dtype_device(module: nn.Module) -> tuple[torch.dtype, torch.device]:
+    """The dtype and device of a module's first floating parameter or buffer."""
+    for t in [*module.parameters(), *module.buffers()]:
+        if t.is_floating_point():
+            return t.dtype, t.device
+    return torch.get_default_dtype(), torch.device("cpu")
+
+
+def _check_model(flow: object, where: str) -> None:
+    if not callable(getattr(flow, "log_prob", None)):
+        raise TypeError(
+            f"{where}: `flow` must be a model with a log_prob method (e.g. nfcourse.Flow), "
+            f"got {type(flow).__name__}."
+        )
+
+
+def _as_data(data: object, flow: nn.Module, name: str, where: str) -> Tensor:
+    """Validate data points of shape ``(N, D)`` and return them in the flow's dtype and device.
+
+    NumPy arrays are converted; floating tensors are cast to the flow's dtype.
+    """
+    dtype, device = _dtype_device(flow) if isinstance(flow, nn.Module) else (None, None)
+    dim = getattr(flow, "dim", None)
+    expected = f"(N, {dim if dim is not None else 'D'})"
+    if isinstance(data, np.ndarray):
+        if not np.issubdtype(data.dtype, np.number):
+            raise TypeError(f"{where}: `{name}` must hold numbers, got a {data.dtype} array.")
+        data = torch.as_tensor(data, dtype=dtype, device=device)
+    elif isinstance(data, Tensor):
+        if not data.is_floating_point():
+            raise TypeError(
+                f"{where}: `{name}` must be a floating-point tensor of shape {expected}, got "
+                f"dtype {data.dtype}. Use {name}.float()."
+            )
+        data = data.detach().to(dtype=dtype, device=device)
+    else:
+        raise TypeError(
+            f"{where}: `{name}` must be a torch.Tensor (or NumPy array) of shape {expected}, "
+            f"got {type(data).__name__}. Convert it, e.g. torch.as_tensor({name}, "
+            "dtype=torch.float32)."
+        )
+    if data.dim() != 2 or (dim is not None and data.shape[1] != dim):
+        hint = f" For 1-D data use {name}[:, None]." if data.dim() == 1 else ""
+        raise ValueError(
+            f"{where}: `{name}` must have shape {expected}: one row per point"
+            f"{'' if dim is None else f', {dim} coordinates as the flow'}; got shape "
+            f"{tuple(data.shape)}.{hint}"
+        )
+    if data.shape[0] < 1:
+        raise ValueError(
+            f"{where}: `{name}` is empty (shape {tuple(data.shape)}); pass at least one point."
+        )
+    return check_finite(data, name, where)
+
+
+def _generator(seed: int | None, generator: torch.Generator | None, device, where: str):
+    if seed is not None and generator is not None:
+        raise ValueError(f"{where}: pass `seed` or `generator`, not both.")
+    if seed is not None:
+        return torch.Generator(device=device).manual_seed(int(seed))
+    return generator
+
+
+def _optimizer(params: list[Tensor], lr: float, weight_decay: float, where: str):
+    """Adam (AdamW with weight decay), the fused kernel where the device supports it."""
+    if not params:
+        raise ValueError(f"{where}: the flow has no trainable parameters.")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"{where}: `lr` must be a positive number, got {lr!r}.")
+    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        raise ValueError(f"{where}: `weight_decay` must be >= 0, got {weight_decay!r}.")
+    cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+    try:  # the fused kernel does the same update, ~15% faster per step on small flows
+        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return cls(params, lr=lr, weight_decay=weight_decay)
+
+
+def _lr_schedule(lr: float, steps: int, schedule: str | None, where: str) -> list[float]:
+    """The learning rate of every step: constant, or cosine decay from ``lr`` towards 0."""
+    if schedule is None:
+        return [lr] * steps
+    if schedule != "cosine":
+        raise ValueError(f"{where}: `schedule` must be 'cosine' or None, got {schedule!r}.")
+    return [0.5 * lr * (1 + math.cos(math.pi * i / steps)) for i in range(steps)]
+
+
+def _check_clip(clip_grad: float | None, where: str) -> None:
+    if clip_grad is not None and not (isinstance(clip_grad, (int, float)) and clip_grad > 0):
+        raise ValueError(
+            f"{where}: `clip_grad` must be None or a positive number (the largest gradient "
+            f"norm), got {clip_grad!r}."
+        )
+
+
+# ----------------------------------------------------------------------------
+# the shared loop
+
+
+class _Loop:
+    """Bookkeeping shared by both training loops: loss chunks, NaN check, rollback, bar.
+
+    Every ``_CHECK_EVERY`` steps (and at the end) the pending losses are moved
+    to Python in one go and checked. The parameters are snapshotted at each
+    check, so on a non-finite loss they can be restored to the latest snapshot
+    whose own loss is known to be finite.
+    """
+
+    def __init__(self, params: list[Tensor], steps: int, kind: str, progress: bool, desc: str):
+        self.params, self.steps, self.where = params, steps, desc
+        self.history = History(kind=kind)
+        self.pending: list[Tensor] = []
+        self.snapshot = (0, [p.detach().clone() for p in params])  # (step, values)
+        self.confirmed = self.snapshot  # a snapshot whose next loss was finite
+        self.train_text = self.val_text = ""
+        self.start = time.perf_counter()
+        self.bar = tqdm(total=steps, desc=desc, disable=not progress, dynamic_ncols=True)
+
+    def check(self, step: int, advice: str) -> None:
+        """Record the pending losses of steps up to ``step``; raise if one is not finite."""
+        values = torch.stack(self.pending).tolist()
+        self.pending.clear()
+        first = step - len(values) + 1
+        for k, v in enumerate(values):
+            if not math.isfinite(v):
+                self._fail(first + k, v, advice)
+            self.history.step.append(first + k)
+            self.history.loss.append(v)
+        self.confirmed = self.snapshot  # its next loss (step first) was finite
+        self.snapshot = (step, [p.detach().clone() for p in self.params])
+        if not self.bar.disable:
+            label = "NLL" if self.history.kind == "nll" else "loss"
+            self.train_text = f"{label} {sum(values) / len(values):.3f}"
+            self.bar.set_postfix_str(self.train_text + self.val_text, refresh=False)
+            self.bar.update(len(values))
+
+    def _fail(self, step: int, value: float, advice: str) -> None:
+        # the snapshot after step s is good if the loss computed with it (step s + 1) was finite
+        step0, values = self.snapshot if step > self.snapshot[0] + 1 else self.confirmed
+        with torch.no_grad():
+            for p, v in zip(self.params, values, strict=True):
+                p.copy_(v)
+        raise NonFiniteLossError(
+            f"{self.where}: the training loss became {value} at step {step} of {self.steps}. "
+            f"The flow's parameters were restored to their values after step {step0}. {advice}",
+            step=step, value=value, restored_step=step0, history=self.history,
+        )
+
+    def validate(self, step: int, value: float) -> None:
+        self.history.val_step.append(step)
+        self.history.val_nll.append(value)
+        self.history.val_seconds.append(time.perf_counter() - self.start)
+        self.val_text = f", val NLL {value:.3f}"
+        self.bar.set_postfix_str(self.train_text + self.val_text, refresh=False)
+
+    def close(self) -> History:
+        self.bar.close()
+        self.history.seconds = time.perf_counter() - self.start
+        return self.history
+
+
+def _log_prob(flow: nn.Module, x: Tensor) -> Tensor:
+    """``flow.log_prob(x)`` for data validated up front.
+
+    For an :class:`nfcourse.Flow` this skips the per-call NaN check of
+    ``Flow.log_prob`` (a device synchronization each step).
+    """
+    if type(flow) is Flow:
+        z, ladj = flow.transform.inverse(x)
+        return flow.base.log_prob(z) + ladj
+    return flow.log_prob(x)
+
+
+# ----------------------------------------------------------------------------
+# maximum likelihood
+
+_NLL_ADVICE = (
+    "Try a lower learning rate (lr={lr}), clip the gradients (clip_grad=1.0), check the data "
+    "for NaN or extreme outliers (standardize it), or bound the layers' scales (e.g. "
+    "nfcourse.elementwise.soft_clamp)."
+)
+
+
+def fit(
+    flow: nn.Module,
+    data: Tensor | np.ndarray,
+    *,
+    steps: int = 2000,
+    batch_size: int = 512,
+    lr: float = 1e-3,
+    schedule: str | None = "cosine",
+    weight_decay: float = 0.0,
+    clip_grad: float | None = None,
+    val_data: Tensor | np.ndarray | None = None,
+    eval_every: int = 100,
+    progress: bool = True,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> History:
+    """Fit a flow to data by maximum likelihood: minimize the mean NLL of minibatches.
+
+    Each step draws ``batch_size`` points uniformly *with replacement* from
+    ``data`` (no epochs; with ``batch_size >= N`` every step uses all the data),
+    computes the minibatch NLL ``-mean(log q(x))`` and takes one Adam step
+    (AdamW when ``weight_decay > 0``). With ``schedule="cosine"`` the learning
+    rate decays from ``lr`` to 0 along a half cosine over ``steps``.
+
+    Args:
+        flow: the model, anything with ``log_prob(x)`` and parameters (an
+            :class:`nfcourse.Flow`). Trained in place.
+        data: training points, a float tensor or NumPy array of shape ``(N, D)``
+            without NaN; converted to the flow's dtype and device.
+        steps: number of optimizer steps.
+        batch_size: points per step.
+        lr: (initial) learning rate.
+        schedule: ``"cosine"`` or ``None`` (constant learning rate).
+        weight_decay: decoupled weight decay (AdamW); 0 for plain Adam.
+        clip_grad: if given, clip the gradient norm to this value each step.
+        val_data: held-out points; their NLL is measured every ``eval_every``
+            steps and after the last one.
+        eval_every: steps between validations.
+        progress: show a progress bar with the recent training NLL (and the
+            last validation NLL).
+        seed, generator: make the minibatch draws reproducible (one or the other).
+
+    Returns:
+        A :class:`History` whose ``loss`` holds every step's minibatch NLL.
+
+    Raises:
+        NonFiniteLossError: a loss was NaN or infinite; the parameters are
+            restored to a recent step whose loss was finite (named in the message).
+    """
+    where = "fit"
+    _check_model(flow, where)
+    steps = _positive_int(steps, "steps", where)
+    batch_size = _positive_int(batch_size, "batch_size", where)
+    eval_every = _positive_int(eval_every, "eval_every", where)
+    _check_clip(clip_grad, where)
+    data = _as_data(data, flow, "data", where)
+    if val_data is not None:
+        val_data = _as_data(val_data, flow, "val_data", where)
+    params = [p for p in flow.parameters() if p.requires_grad]
+    optimizer = _optimizer(params, lr, weight_decay, where)
+    lrs = _lr_schedule(lr, steps, schedule, where)
+    gen = _generator(seed, generator, data.device, where)
+    index_device = gen.device if gen is not None else data.device
+    n = data.shape[0]
+    full_batch = batch_size >= n
+    advice = _NLL_ADVICE.format(lr=lr)
+
+    was_training = flow.training
+    flow.train()
+    loop = _Loop(params, steps, "nll", progress, "fit")
+    try:
+        for step in range(1, steps + 1):
+            for group in optimizer.param_groups:
+                group["lr"] = lrs[step - 1]
+            if full_batch:
+                batch = data
+            else:
+                batch = data[torch.randint(n, (batch_size,), generator=gen, device=index_device)]
+            loss = -_log_prob(flow, batch).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad is not None:
+                nn.utils.clip_grad_norm_(params, clip_grad)
+            optimizer.step()
+            loop.pending.append(loss.detach())
+            if step % _CHECK_EVERY == 0 or step == steps:
+                loop.check(step, advice)
+            if val_data is not None and (step % eval_every == 0 or step == steps):
+                loop.validate(step, nll(flow, val_data))  # eval mode inside, then back
+    finally:
+        flow.train(was_training)
+        loop.close()
+    return loop.history
+
+
+@torch.no_grad()
+def nll(flow: nn.Module, data: Tensor | np.ndarray, batch_size: int = 8192) -> float:
+    """The mean negative log-likelihood of ``data`` under ``flow``, in nats per point.
+
+    Evaluated in batches, without gradients and in ``eval()`` mode (the
+    previous mode is restored). ``inf`` if some point has zero density.
+    """
+    where = "nll"
+    _check_model(flow, where)
+    batch_size = _positive_int(batch_size, "batch_size", where)
+    data = _as_data(data, flow, "data", where)
+    was_training = getattr(flow, "training", False)
+    if isinstance(flow, nn.Module):
+        flow.eval()
+    try:
+        total = 0.0
+        for chunk in data.split(batch_size):
+            total += -flow.log_prob(chunk).double().sum().item()
+    finally:
+        if isinstance(flow, nn.Module):
+            flow.train(was_training)
+    return total / data.shape[0]
+
+
+# ----------------------------------------------------------------------------
+# variational inference (reverse KL)
+
+_KL_ADVICE = (
+    "The target's log-density must be finite wherever the flow puts samples (use a steep but "
+    "finite wall instead of -inf), and NaN-free. Otherwise try a lower learning rate "
+    "(lr={lr}), clip the gradients (clip_grad=1.0), anneal (anneal_steps=...), or bound the "
+    "layers' scales."
+)
+
+
+def _as_log_density(target: object, where: str) -> Callable[[Tensor], Tensor]:
+    fn = getattr(target, "log_prob", None)
+    if callable(fn):
+        return fn
+    if callable(target):
+        return target
+    raise TypeError(
+        f"{where}: `log_density` must be a callable x -> unnormalized log p(x) (e.g. "
+        f"lambda x: -U(x)) or an object with a log_prob method, got {type(target).__name__}."
+    )
+
+
+def _check_log_density_output(lp: object, n: int, where: str) -> None:
+    if not isinstance(lp, Tensor) or lp.shape != (n,):
+        got = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
+        raise ValueError(
+            f"{where}: `log_density` must return one log-density per sample, a tensor of "
+            f"shape ({n},) for x of shape ({n}, D); got {got}. Reduce over the coordinates "
+            "inside it (e.g. .sum(-1))."
+        )
+
+
+def fit_reverse_kl(
+    flow: Flow,
+    log_density: Callable[[Tensor], Tensor] | object,
+    *,
+    steps: int = 2000,
+    n_samples: int = 256,
+    lr: float = 1e-3,
+    schedule: str | None = "cosine",
+    weight_decay: float = 0.0,
+    clip_grad: float | None = None,
+    anneal_steps: int = 0,
+    beta_start: float = 0.01,
+    progress: bool = True,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> History:
+    """Fit a flow to an unnormalized density by minimizing the reverse KL divergence.
+
+    Each step draws ``n_samples`` points from the flow with their log-densities
+    (``flow.sample_and_log_prob``: forward passes only, no inverse) and
+    minimizes the Monte Carlo estimate of
+
+        E_q[log q(x) - beta * log p~(x)]
+
+    where ``p~`` is the unnormalized target. With ``anneal_steps > 0`` the
+    inverse temperature ``beta`` rises linearly from ``beta_start`` to 1 over
+    the first ``anneal_steps`` steps (Rezende and Mohamed 2015), which helps
+    the flow find every mode before committing; afterwards ``beta = 1``.
+
+    The recorded ``loss`` is always the ``beta = 1`` objective
+    ``E_q[log q - log p~] = KL(q || p) - log Z``: it goes below zero when
+    ``log Z > 0``; use :func:`reverse_kl` with the known ``log Z`` for the KL itself.
+
+    Args:
+        flow: an :class:`nfcourse.Flow` (anything with ``sample_and_log_prob(n)``).
+        log_density: a callable ``x -> log p~(x)`` (shape ``(n, D) -> (n,)``),
+            e.g. ``lambda z: -U(z)``, or an object with ``log_prob`` (used in
+            preference to calling the object, which for an energy may give ``U``).
+        steps, lr, schedule, weight_decay, clip_grad, progress: as in :func:`fit`.
+        n_samples: samples per step.
+        anneal_steps: steps of linear annealing of ``beta`` (0: none).
+        beta_start: the first inverse temperature when annealing, in (0, 1].
+        seed, generator: make the sample draws reproducible (one or the other).
+
+    Returns:
+        A :class:`History` of kind ``"reverse_kl"``.
+
+    Raises:
+        NonFiniteLossError: as in :func:`fit`.
+    """
+    where = "fit_reverse_kl"
+    if not callable(getattr(flow, "sample_and_log_prob", None)):
+        raise TypeError(
+            f"{where}: `flow` must have a sample_and_log_prob method (an nfcourse.Flow), "
+            f"got {type(flow).__name__}."
+        )
+    log_p = _as_log_density(log_density, where)
+    steps = _positive_int(steps, "steps", where)
+    n_samples = _positive_int(n_samples, "n_samples", where)
+    if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
+        raise ValueError(f"{where}: `anneal_steps` must be an int >= 0, got {anneal_steps!r}.")
+    if not (isinstance(beta_start, (int, float)) and 0 < beta_start <= 1):
+        raise ValueError(f"{where}: `beta_start` must be in (0, 1], got {beta_start!r}.")
+    _check_clip(clip_grad, where)
+    params = [p for p in flow.parameters() if p.requires_grad]
+    optimizer = _optimizer(params, lr, weight_decay, where)
+    lrs = _lr_schedule(lr, steps, schedule, where)
+    _, device = _dtype_device(flow)
+    gen = _generator(seed, generator, device, where)
+    advice = _KL_ADVICE.format(lr=lr)
+
+    was_training = flow.training
+    flow.train()
+    loop = _Loop(params, steps, "reverse_kl", progress, "fit_reverse_kl")
+    try:
+        for step in range(1, steps + 1):
+            for group in optimizer.param_groups:
+                group["lr"] = lrs[step - 1]
+            x, log_q = flow.sample_and_log_prob(n_samples, generator=gen)
+            lp = log_p(x)
+            if step == 1:
+                _check_log_density_output(lp, n_samples, where)
+            kl = (log_q - lp).mean()
+            if step <= anneal_steps:
+                beta = beta_start + (1 - beta_start) * (step - 1) / anneal_steps
+                loss = (log_q - beta * lp).mean()
+            else:
+                loss = kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad is not None:
+                nn.utils.clip_grad_norm_(params, clip_grad)
+            optimizer.step()
+            loop.pending.append(kl.detach())
+            if step % _CHECK_EVERY == 0 or step == steps:
+                loop.check(step, advice)
+    finally:
+        flow.train(was_training)
+        loop.close()
+    return loop.history
+
+
+@torch.no_grad()
+def reverse_kl(
+    flow: Flow,
+    log_density: Callable[[Tensor], Tensor] | object,
+    n: int = 10_000,
+    log_normalizer: float = 0.0,
+    *,
+    batch_size: int = 8192,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float]:
+    """Monte Carlo estimate of ``KL(q || p)`` in nats, with its standard error.
+
+    ``KL(q || p) = E_q[log q(x) - log p~(x)] + log Z`` for a target
+    ``p = p~ / Z``. With ``log_normalizer = log Z`` of the target the estimate
+    is the KL itself (>= 0, and 0 only when ``q = p``); with the default 0 it
+    is the training objective of :func:`fit_reverse_kl`. A ``log_prob`` that is
+    already normalized (a torch distribution's, an ``nfcourse.energies``
+    ``Energy``'s) has ``log Z = 0``: leave the default then.
+
+    Returns:
+        ``(estimate, standard_error)``, the standard error of the mean over ``n`` samples.
+    """
+    where = "reverse_kl"
+    log_p = _as_log_density(log_density, where)
+    n = _positive_int(n, "n", where)
+    batch_size = _positive_int(batch_size, "batch_size", where)
+    _, device = _dtype_device(flow) if isinstance(flow, nn.Module) else (None, None)
+    gen = _generator(seed, generator, device, where)
+    was_training = getattr(flow, "training", False)
+    if isinstance(flow, nn.Module):
+        flow.eval()
+    try:
+        diffs = []
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            x, log_q = flow.sample_and_log_prob(m, generator=gen)
+            lp = log_p(x)
+            _check_log_density_output(lp, m, where)
+            diffs.append((log_q - lp).double())
+    finally:
+        if isinstance(flow, nn.Module):
+            flow.train(was_training)
+    d = torch.cat(diffs)
+    se = d.std().item() / math.sqrt(n) if n > 1 else float("nan")
+    return d.mean().item() + float(log_normalizer), se

@@ -273,7 +273,10 @@ class _Loop:
         raise NonFiniteLossError(
             f"{self.where}: the training loss became {value} at step {step} of {self.steps}. "
             f"The flow's parameters were restored to their values after step {step0}. {advice}",
-            step=step, value=value, restored_step=step0, history=self.history,
+            step=step,
+            value=value,
+            restored_step=step0,
+            history=self.history,
         )
 
     def validate(self, step: int, value: float) -> None:
@@ -287,6 +290,55 @@ class _Loop:
         self.bar.close()
         self.history.seconds = time.perf_counter() - self.start
         return self.history
+
+
+def _optimize(
+    flow: nn.Module,
+    objective: Callable[[int], tuple[Tensor, Tensor]],
+    *,
+    steps: int,
+    lr: float,
+    schedule: str | None,
+    weight_decay: float,
+    clip_grad: float | None,
+    kind: str,
+    progress: bool,
+    where: str,
+    advice: str,
+    after_step: Callable[[int, _Loop], None] | None = None,
+) -> History:
+    """The loop both fits share: ``objective(step) -> (loss to minimize, value to record)``.
+
+    Sets the step's learning rate, takes one optimizer step, hands the recorded
+    value to the bookkeeping (NaN check, progress bar), then calls
+    ``after_step(step, loop)`` (e.g. validation). The flow is in training mode
+    during the loop and back in its previous mode afterwards.
+    """
+    params = [p for p in flow.parameters() if p.requires_grad]
+    optimizer = _optimizer(params, lr, weight_decay, where)
+    lrs = _lr_schedule(lr, steps, schedule, where)
+    was_training = flow.training
+    flow.train()
+    loop = _Loop(params, steps, kind, progress, where)
+    try:
+        for step in range(1, steps + 1):
+            for group in optimizer.param_groups:
+                group["lr"] = lrs[step - 1]
+            loss, value = objective(step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad is not None:
+                nn.utils.clip_grad_norm_(params, clip_grad)
+            optimizer.step()
+            loop.pending.append(value.detach())
+            if step % _CHECK_EVERY == 0 or step == steps:
+                loop.check(step, advice)
+            if after_step is not None:
+                after_step(step, loop)
+    finally:
+        flow.train(was_training)
+        loop.close()
+    return loop.history
 
 
 def _log_prob(flow: nn.Module, x: Tensor) -> Tensor:
@@ -369,41 +421,36 @@ def fit(
     data = _as_data(data, flow, "data", where)
     if val_data is not None:
         val_data = _as_data(val_data, flow, "val_data", where)
-    params = [p for p in flow.parameters() if p.requires_grad]
-    optimizer = _optimizer(params, lr, weight_decay, where)
-    lrs = _lr_schedule(lr, steps, schedule, where)
     gen = _generator(seed, generator, data.device, where)
     index_device = gen.device if gen is not None else data.device
     n = data.shape[0]
-    full_batch = batch_size >= n
-    advice = _NLL_ADVICE.format(lr=lr)
 
-    was_training = flow.training
-    flow.train()
-    loop = _Loop(params, steps, "nll", progress, "fit")
-    try:
-        for step in range(1, steps + 1):
-            for group in optimizer.param_groups:
-                group["lr"] = lrs[step - 1]
-            if full_batch:
-                batch = data
-            else:
-                batch = data[torch.randint(n, (batch_size,), generator=gen, device=index_device)]
-            loss = -_log_prob(flow, batch).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad is not None:
-                nn.utils.clip_grad_norm_(params, clip_grad)
-            optimizer.step()
-            loop.pending.append(loss.detach())
-            if step % _CHECK_EVERY == 0 or step == steps:
-                loop.check(step, advice)
-            if val_data is not None and (step % eval_every == 0 or step == steps):
-                loop.validate(step, nll(flow, val_data))  # eval mode inside, then back
-    finally:
-        flow.train(was_training)
-        loop.close()
-    return loop.history
+    def objective(step: int) -> tuple[Tensor, Tensor]:
+        if batch_size >= n:
+            batch = data
+        else:
+            batch = data[torch.randint(n, (batch_size,), generator=gen, device=index_device)]
+        loss = -_log_prob(flow, batch).mean()
+        return loss, loss
+
+    def validate(step: int, loop: _Loop) -> None:
+        if val_data is not None and (step % eval_every == 0 or step == steps):
+            loop.validate(step, nll(flow, val_data))  # eval mode inside, then back
+
+    return _optimize(
+        flow,
+        objective,
+        steps=steps,
+        lr=lr,
+        schedule=schedule,
+        weight_decay=weight_decay,
+        clip_grad=clip_grad,
+        kind="nll",
+        progress=progress,
+        where=where,
+        advice=_NLL_ADVICE.format(lr=lr),
+        after_step=validate,
+    )
 
 
 @torch.no_grad()
@@ -527,42 +574,33 @@ def fit_reverse_kl(
     if not (isinstance(beta_start, (int, float)) and 0 < beta_start <= 1):
         raise ValueError(f"{where}: `beta_start` must be in (0, 1], got {beta_start!r}.")
     _check_clip(clip_grad, where)
-    params = [p for p in flow.parameters() if p.requires_grad]
-    optimizer = _optimizer(params, lr, weight_decay, where)
-    lrs = _lr_schedule(lr, steps, schedule, where)
     _, device = _dtype_device(flow)
     gen = _generator(seed, generator, device, where)
-    advice = _KL_ADVICE.format(lr=lr)
 
-    was_training = flow.training
-    flow.train()
-    loop = _Loop(params, steps, "reverse_kl", progress, "fit_reverse_kl")
-    try:
-        for step in range(1, steps + 1):
-            for group in optimizer.param_groups:
-                group["lr"] = lrs[step - 1]
-            x, log_q = flow.sample_and_log_prob(n_samples, generator=gen)
-            lp = log_p(x)
-            if step == 1:
-                _check_log_density_output(lp, n_samples, where)
-            kl = (log_q - lp).mean()
-            if step <= anneal_steps:
-                beta = beta_start + (1 - beta_start) * (step - 1) / anneal_steps
-                loss = (log_q - beta * lp).mean()
-            else:
-                loss = kl
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad is not None:
-                nn.utils.clip_grad_norm_(params, clip_grad)
-            optimizer.step()
-            loop.pending.append(kl.detach())
-            if step % _CHECK_EVERY == 0 or step == steps:
-                loop.check(step, advice)
-    finally:
-        flow.train(was_training)
-        loop.close()
-    return loop.history
+    def objective(step: int) -> tuple[Tensor, Tensor]:
+        x, log_q = flow.sample_and_log_prob(n_samples, generator=gen)
+        lp = log_p(x)
+        if step == 1:
+            _check_log_density_output(lp, n_samples, where)
+        kl = (log_q - lp).mean()
+        if step > anneal_steps:
+            return kl, kl
+        beta = beta_start + (1 - beta_start) * (step - 1) / anneal_steps
+        return (log_q - beta * lp).mean(), kl
+
+    return _optimize(
+        flow,
+        objective,
+        steps=steps,
+        lr=lr,
+        schedule=schedule,
+        weight_decay=weight_decay,
+        clip_grad=clip_grad,
+        kind="reverse_kl",
+        progress=progress,
+        where=where,
+        advice=_KL_ADVICE.format(lr=lr),
+    )
 
 
 @torch.no_grad()

@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Opens the first lesson; the file browser shows the whole course.
+# (--allow-root only when run as root, e.g. in a container.)
 lab: $(STAMP)
-	$(PY) -m jupyterlab --notebook-dir=. --ServerApp.root_dir=. notebooks
+	$(PY) -m jupyterlab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_welcome.ipynb
 
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
 

@@ -3,6 +3,8 @@
 Commands:
     (none)      list the lessons and the commands
     check       run notebooks headlessly and report every exercise
+    reset       restore a fresh exercise notebook (your version is kept as a copy)
+    doctor      check that this environment is ready for the course
     generate    write notebooks/ from solutions/ (keeps a copy of edited notebooks)
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 from .check import MIME
-from .exercises import HEADER, generate, stale
+from .exercises import HEADER, backup, generate, make_exercise_notebook, stale
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +58,8 @@ def list_lessons(root: Path) -> str:
         "Commands (python -m nfcourse COMMAND):",
         "  check NOTEBOOK...   run notebooks (or folders of them) headlessly and report every",
         "                      exercise: passed, not done, or failed with a hint",
+        "  reset NN            restore a fresh exercise notebook NN; yours is kept as a copy",
+        "  doctor              check Python, torch, JupyterLab and widgets; say what to fix",
         "  generate            write notebooks/ from solutions/ (edited notebooks are backed up)",
     ]
     return "\n".join(lines)
@@ -199,6 +204,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in reports) and not problems else 1
 
 
+def find_lesson(root: Path, key: str) -> Path | None:
+    """The solution notebook for '04', '4', '04_coupling_flows' or a notebook path."""
+    name = Path(key).name
+    match = re.match(r"^(\d{1,2})(?:_|$|\.)", name)
+    for path in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        if name in (path.name, path.stem) or (match and int(match.group(1)) == int(path.name[:2])):
+            return path
+    return None
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    root = Path(args.root)
+    solution = find_lesson(root, args.lesson)
+    if solution is None:
+        print(f"no lesson {args.lesson!r}; the lessons are:", file=sys.stderr)
+        for path in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
+            print(f"  {path.name[:2]}  {path.stem}", file=sys.stderr)
+        return 2
+    target = root / "notebooks" / solution.name
+    note = ""
+    if target.exists():
+        note = f"; your version was kept as {backup(target)}"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(nbformat.writes(make_exercise_notebook(solution)) + "\n")
+    print(f"{target}: a fresh copy of lesson {solution.name[:2]}{note}")
+    print("If it is open in JupyterLab, close it without saving, or use File > Reload from Disk.")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     root = Path(args.root)
     for line in generate(root / "solutions", root / "notebooks"):
@@ -219,9 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="run notebooks headlessly and report every exercise")
     check.add_argument("notebooks", nargs="+", help="notebook files or folders of notebooks")
     check.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    reset = sub.add_parser("reset", help="restore a fresh exercise notebook, keeping yours")
+    reset.add_argument("lesson", help="the lesson: 04, 4, 04_coupling_flows or its file name")
+    sub.add_parser("doctor", help="check this environment and say what to fix")
     gen = sub.add_parser("generate", help="write notebooks/ from solutions/")
-    gen.add_argument("--root", default=str(course_root()), help="the course folder")
+    for command in (reset, gen):
+        command.add_argument("--root", default=str(course_root()), help="the course folder")
     args = parser.parse_args(argv)
+    if args.command == "reset":
+        return cmd_reset(args)
+    if args.command == "doctor":
+        from .doctor import main as doctor
+
+        return doctor()
     if args.command == "check":
         return cmd_check(args)
     if args.command == "generate":

@@ -6,7 +6,7 @@ is ``log|det J|`` of the map just applied, one value per sample.
 See :mod:`nfcourse.base`.
 """
 
-from . import datasets, energies, testing
+from . import check, datasets, energies, plots, testing, transforms, widgets
 from .autoregressive import IAF, MADE, MAF
 from .base import Compose, Inverse, Layer
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
@@ -41,6 +41,7 @@ __all__ = [
     "Sigmoid",
     "StandardNormal",
     "alternating_mask",
+    "check",
     "datasets",
     "energies",
     "fit",
@@ -52,7 +53,10 @@ __all__ = [
     "nice",
     "nll",
     "planar_flow",
+    "plots",
     "radial_flow",
     "realnvp",
     "testing",
+    "transforms",
+    "widgets",
 ]

@@ -109,10 +109,16 @@ class Flow(nn.Module):
         self.base = StandardNormal(self.dim) if base is None else base
 
     def _base_sample(self, shape: tuple[int, ...], generator: Generator | None) -> Tensor:
-        # torch.distributions take no generator; only pass one when asked to
         if generator is None:
             return self.base.rsample(shape)
-        return self.base.rsample(shape, generator=generator)
+        if isinstance(self.base, StandardNormal):
+            return self.base.rsample(shape, generator=generator)
+        # torch.distributions take no generator: draw a seed from it and sample under
+        # that seed, without disturbing the global random state
+        seed = int(torch.randint(2**62, (), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.base.rsample(shape)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """``log p(x)`` by the change of variables formula through the layers' inverses."""

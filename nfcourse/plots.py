@@ -452,7 +452,11 @@ def plot_1d_density(
     )
     values = _evaluate(model_or_fn, xs[:, None] if as_column else xs)
     if xs_samples is not None:
-        ax.hist(xs_samples, bins=bins, range=(lo, hi), density=True, color=PALETTE[0],
+        # Normalized by ALL samples, not only those inside the bounds (hist's density=True),
+        # so that bars estimate the density even when the bounds cut off some mass.
+        width = (hi - lo) / bins
+        weights = np.full(len(xs_samples), 1.0 / (len(xs_samples) * width))
+        ax.hist(xs_samples, bins=bins, range=(lo, hi), weights=weights, color=PALETTE[0],
                 alpha=0.45, label=f"histogram of {len(xs_samples)} samples")
     ax.plot(xs.cpu().numpy(), np.exp(values), color=PALETTE[1], linewidth=2, label=label)
     ax.set_xlim(lo, hi)
@@ -462,3 +466,132 @@ def plot_1d_density(
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+# ----------------------------------------------------------------------------
+# MADE's masks (lesson 05)
+
+
+def _made_of(model: object) -> nn.Module:
+    """The MADE inside ``model``: itself, a MAF's ``.made`` or an IAF's ``.layer.made``."""
+    for candidate in (model, getattr(model, "made", None),
+                      getattr(getattr(model, "layer", None), "made", None)):
+        if all(hasattr(candidate, a) for a in ("masks", "degrees", "connectivity")):
+            return candidate
+    raise TypeError(
+        "plot_made_masks: expected an nfcourse.MADE (or a MAF/IAF holding one), got "
+        f"{type(model).__name__}. Build one with nfcourse.MADE(3, hidden=(5, 5), params=1)."
+    )
+
+
+def plot_made_masks(made: object, figsize: tuple[float, float] | None = None) -> Figure:
+    """Draw MADE's degrees, masks and connectivity, to see why it is autoregressive.
+
+    Panels, left to right:
+
+    - the network: a column of units per layer (inputs, hidden layers,
+      outputs), each unit coloured and labelled by its degree, and a line for
+      every connection its mask keeps;
+    - each mask, shape ``(out, in)`` like the weight it multiplies: dark = 1
+      (kept), light = 0 (cut), the rows and columns labelled by degree;
+    - the connectivity, the product of the masks (outputs x inputs): entry
+      ``(i, j)`` counts the paths from input ``j`` to output ``i``. Rows and
+      columns are sorted by degree (within each block of outputs), so an
+      autoregressive network gives a *strictly* lower-triangular picture: no
+      output sees its own input or a later one.
+
+    Meant for small networks (a few units per layer), where every line can be seen.
+
+    Args:
+        made: an :class:`nfcourse.MADE` (or a MAF/IAF layer holding one).
+        figsize: the figure size (default: grows with the number of masks).
+
+    Returns:
+        The figure; ``fig.axes[0]`` is the network, ``fig.axes[1:-1]`` the
+        masks (their images are the masks), ``fig.axes[-1]`` the connectivity
+        (its image is the connectivity with rows and columns in degree order).
+    """
+    made = _made_of(made)
+    masks = [m.detach().cpu().numpy() for m in made.masks]
+    degrees = [d.detach().cpu().numpy() for d in made.degrees]
+    conn = made.connectivity.detach().cpu().numpy()
+    dim = len(degrees[0])
+    params = len(degrees[-1]) // dim
+    # outputs: a shift m and a log-scale s per coordinate (MAF), else parameters theta
+    block = {1: ["\\theta"], 2: ["m", "s"]}.get(
+        params, [f"\\theta^{{({b + 1})}}" for b in range(params)]
+    )
+    out_names = [f"${block[k // dim]}_{{{k % dim + 1}}}$" for k in range(len(degrees[-1]))]
+    in_names = [f"$x_{{{j + 1}}}$" for j in range(dim)]
+    n = len(masks)
+    if figsize is None:
+        figsize = (3.6 + 2.2 * (n + 1), 3.6)
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    grid_spec = fig.add_gridspec(1, n + 2, width_ratios=[1.8] + [1.0] * (n + 1))
+    ax_net = fig.add_subplot(grid_spec[0])
+
+    def colour(d: int) -> str:
+        return PALETTE[7] if d == 0 else PALETTE[(d - 1) % len(PALETTE)]
+
+    # the network: unit u of layer k at (k, y), inputs at the top
+    ys = [np.linspace(1.0, 0.0, len(d)) if len(d) > 1 else np.array([0.5]) for d in degrees]
+    for k, mask in enumerate(masks):
+        for o, i in zip(*np.nonzero(mask), strict=True):
+            ax_net.plot([k, k + 1], [ys[k][i], ys[k + 1][o]], color="#888888",
+                        alpha=0.5, linewidth=0.7, zorder=1)
+    for k, (d, y) in enumerate(zip(degrees, ys, strict=True)):
+        ax_net.scatter(np.full(len(d), k), y, s=260, c=[colour(int(v)) for v in d],
+                       edgecolors="black", linewidths=0.6, zorder=2)
+        for v, yy in zip(d, y, strict=True):
+            ax_net.text(k, yy, str(int(v)), ha="center", va="center", fontsize=8,
+                        color="white", fontweight="bold", zorder=3)
+    for j, yy in enumerate(ys[0]):
+        ax_net.text(-0.18, yy, in_names[j], ha="right", va="center", fontsize=9)
+    for o, yy in enumerate(ys[-1]):
+        ax_net.text(n + 0.18, yy, out_names[o], ha="left", va="center", fontsize=9)
+    layer_names = ["inputs"] + [f"hidden {h}" for h in range(1, n)] + ["outputs"]
+    ax_net.set_xticks(range(n + 1), layer_names, fontsize=8)
+    ax_net.set_yticks([])
+    ax_net.set_xlim(-0.6, n + 0.6)
+    ax_net.set_ylim(-0.08, 1.08)
+    for side in ("left", "right", "top"):
+        ax_net.spines[side].set_visible(False)
+    ax_net.set_title("units labelled by degree", fontsize=10)
+
+    from matplotlib.colors import ListedColormap
+
+    binary = ListedColormap(["#eeeeee", PALETTE[0]])
+    for k, mask in enumerate(masks):
+        ax = fig.add_subplot(grid_spec[k + 1])
+        ax.imshow(mask, cmap=binary, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks(range(mask.shape[1]), [str(int(v)) for v in degrees[k]], fontsize=7)
+        ax.set_yticks(range(mask.shape[0]), [str(int(v)) for v in degrees[k + 1]], fontsize=7)
+        ax.set_xlabel("degree of input unit" if k == 0 else "degree of unit below", fontsize=8)
+        ax.set_ylabel("degree of unit", fontsize=8)
+        rule = "out > in (strict)" if k == n - 1 else "out >= in"
+        ax.set_title(f"mask {k + 1} {mask.shape}\n{rule}", fontsize=9)
+
+    # connectivity in degree order: columns by degree, rows by block then degree
+    cols = np.argsort(degrees[0], kind="stable")
+    rows = np.concatenate([b * dim + cols for b in range(params)])
+    sorted_conn = conn[rows][:, cols]
+    ax = fig.add_subplot(grid_spec[n + 1])
+    ax.imshow(np.ma.masked_equal(sorted_conn, 0), cmap="Blues", vmin=0,
+              vmax=max(float(sorted_conn.max()), 1.0) * 1.3, interpolation="nearest")
+    ax.set_facecolor("#eeeeee")
+    if sorted_conn.size <= 200:
+        for (r, c), v in np.ndenumerate(sorted_conn):
+            ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7)
+    for b in range(1, params):
+        ax.axhline(b * dim - 0.5, color="black", linewidth=0.8)
+    ax.set_xticks(range(dim), [in_names[j] for j in cols], fontsize=8)
+    ax.set_yticks(range(len(rows)), [out_names[r] for r in rows], fontsize=8)
+    strict_tril = all(
+        not np.triu(sorted_conn[b * dim:(b + 1) * dim]).any() for b in range(params)
+    )
+    shape = "strictly lower-triangular" if strict_tril else "NOT strictly lower-triangular"
+    ax.set_title(f"connectivity (paths)\n{shape}", fontsize=9)
+    return fig
+
+
+__all__ += ["plot_made_masks"]

@@ -55,3 +55,13 @@ def test_short_fit_on_moons_reduces_held_out_nll():
     # a Gaussian-like start scores about 2.5 nats; the best possible is the entropy, 0.29
     assert after < before - 0.8, (before, after)
     assert after > data.entropy() - 0.05  # no model beats the true density on fresh data
+
+
+def test_a_torch_distribution_as_base_samples_reproducibly_with_a_generator():
+    base = torch.distributions.MultivariateNormal(torch.zeros(2), torch.eye(2))
+    flow = nf.Flow([nf.Affine(2)], base=base)
+    state = torch.get_rng_state()
+    a = flow.sample(5, generator=torch.Generator().manual_seed(3))
+    b = flow.sample(5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and torch.equal(torch.get_rng_state(), state)
+    assert len(flow.stages(7, generator=torch.Generator().manual_seed(1))) == 2

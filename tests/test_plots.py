@@ -245,7 +245,10 @@ def test_plot_1d_density_formula_vs_histogram():
     np.testing.assert_allclose(ys[inside], expected, rtol=1e-5, atol=1e-12)
     assert len(ax.patches) == 35
     heights = np.array([p.get_height() for p in ax.patches])
-    assert heights.sum() * (7 / 35) == pytest.approx(1.0)  # a normalized histogram
+    # bars estimate the density: their area is the fraction of ALL samples inside the bounds
+    inside_share = ((samples > -1) & (samples < 6)).double().mean().item()
+    assert inside_share < 0.99  # the bounds cut off some mass, so the distinction matters
+    assert heights.sum() * (7 / 35) == pytest.approx(inside_share)
 
 
 def test_plot_1d_density_accepts_a_1d_flow_and_a_callable():
@@ -257,3 +260,50 @@ def test_plot_1d_density_accepts_a_1d_flow_and_a_callable():
     assert ax.lines[0].get_ydata().max() == pytest.approx(0.5, rel=1e-2)
     with pytest.raises(ValueError, match=r"\(N,\) or \(N, 1\)"):
         plot_1d_density(flow, torch.randn(10, 2))
+
+
+# ----------------------------------------------------------------------------
+# MADE's masks (lesson 05)
+
+
+def test_plot_made_masks_draws_the_network_each_mask_and_the_connectivity():
+    from nfcourse import IAF, MADE, MAF
+    from nfcourse.plots import plot_made_masks
+
+    made = MADE(3, hidden=(5, 4), params=1)
+    fig = plot_made_masks(made)
+    net, *mask_axes, conn = fig.axes
+    assert len(mask_axes) == len(made.masks) == 3
+    for ax, mask in zip(mask_axes, made.masks, strict=True):
+        assert np.array_equal(ax.images[0].get_array(), mask.numpy())
+    # one line per kept connection, one marker per unit
+    assert len(net.lines) == int(sum(m.sum() for m in made.masks))
+    assert sum(len(c.get_offsets()) for c in net.collections) == 3 + 5 + 4 + 3
+    assert np.array_equal(np.ma.filled(conn.images[0].get_array(), 0), made.connectivity.numpy())
+    assert "NOT" not in conn.get_title() and "strictly lower-triangular" in conn.get_title()
+
+    # a permuted order is drawn in degree order: strictly lower-triangular again
+    maf = MAF(3, hidden=(4,), order=torch.tensor([2, 3, 1]))
+    conn = plot_made_masks(maf).axes[-1]
+    image = np.ma.filled(conn.images[0].get_array(), 0)
+    assert image.shape == (6, 3)
+    for block in (image[:3], image[3:]):
+        assert not np.triu(block).any() and block[np.tril_indices(3, -1)].all()
+    assert len(plot_made_masks(IAF(2, hidden=(3,))).axes) == 4
+
+
+def test_plot_made_masks_flags_a_network_that_is_not_autoregressive():
+    from nfcourse import MADE
+    from nfcourse.plots import plot_made_masks
+
+    made = MADE(2, hidden=(3,), params=1)
+    made.net[0].mask.fill_(1.0)  # hidden units now see x_2 too, so output 2 sees its own input
+    title = plot_made_masks(made).axes[-1].get_title()
+    assert "NOT strictly lower-triangular" in title
+
+
+def test_plot_made_masks_refuses_other_models():
+    from nfcourse.plots import plot_made_masks
+
+    with pytest.raises(TypeError, match=r"expected an nfcourse.MADE.*MADE\(3, hidden"):
+        plot_made_masks(nn.Linear(2, 2))

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 
 from ._core import Mistake, exercise
+from ._tools import as_tensor
+from ._tools import close as _close
 
 __all__ = ["standard_normal_log_prob"]
 
@@ -26,23 +28,12 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def _as_tensor(out: object, what: str) -> Tensor:
-    """The learner's return value as a float64 tensor, or a Mistake that says what came."""
-    if isinstance(out, Tensor):
-        if not out.is_floating_point():
-            raise Mistake(
-                f"{what} returned a tensor of dtype {out.dtype}.",
-                "log-densities are real numbers: return a floating-point tensor.",
-            )
-        return out.detach().double()
-    raise Mistake(
-        f"{what} returned {type(out).__name__}, not a torch.Tensor.",
+    return as_tensor(
+        out,
+        what,
         "compute with torch operations on the tensor z (e.g. `z.pow(2).sum(-1)`) and "
         "return the resulting tensor; `math` functions work on plain numbers only.",
     )
-
-
-def _close(a: Tensor, b: Tensor, tol: float = 1e-6) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b.double(), rtol=tol, atol=tol))
 
 
 def _points(shape: tuple[int, ...], seed: int) -> Tensor:
@@ -85,30 +76,55 @@ def standard_normal_log_prob(log_prob) -> str:
         if _close(out, want):
             continue
         variants = [
-            (want.exp(), "you returned the density p(z); the exercise asks for its log, "
-             "log p(z) (leave out the exp)."),
-            (-want, "the sign is flipped: a log-density of a standard normal is largest at 0 "
-             "and decreases like -||z||^2 / 2."),
-            (-0.5 * sq, "you left out the normalizing constant -(D / 2) log(2 pi), which makes "
-             "the density integrate to 1."),
-            (-0.5 * sq - 0.5 * LOG_2PI, "the constant -log(2 pi) / 2 comes once per coordinate: "
-             "in D dimensions it is -(D / 2) log(2 pi), with D = z.shape[-1]."),
-            (-0.5 * sq - D * LOG_2PI, "the constant is -(D / 2) log(2 pi): half of log(2 pi) "
-             "per coordinate (the 1 / sqrt(2 pi) of the 1-D density)."),
-            (-0.5 * sq - 0.5 * D * math.log(2), "the constant is -(D / 2) log(2 pi), with pi "
-             "inside the log (math.pi or torch.pi)."),
+            (
+                want.exp(),
+                "you returned the density p(z); the exercise asks for its log, "
+                "log p(z) (leave out the exp).",
+            ),
+            (
+                -want,
+                "the sign is flipped: a log-density of a standard normal is largest at 0 "
+                "and decreases like -||z||^2 / 2.",
+            ),
+            (
+                -0.5 * sq,
+                "you left out the normalizing constant -(D / 2) log(2 pi), which makes "
+                "the density integrate to 1.",
+            ),
+            (
+                -0.5 * sq - 0.5 * LOG_2PI,
+                "the constant -log(2 pi) / 2 comes once per coordinate: "
+                "in D dimensions it is -(D / 2) log(2 pi), with D = z.shape[-1].",
+            ),
+            (
+                -0.5 * sq - D * LOG_2PI,
+                "the constant is -(D / 2) log(2 pi): half of log(2 pi) "
+                "per coordinate (the 1 / sqrt(2 pi) of the 1-D density).",
+            ),
+            (
+                -0.5 * sq - 0.5 * D * math.log(2),
+                "the constant is -(D / 2) log(2 pi), with pi inside the log (math.pi or torch.pi).",
+            ),
             (-sq - 0.5 * D * LOG_2PI, "the quadratic term is -||z||^2 / 2: you left out the 1/2."),
-            (-0.5 * sq.sqrt() - 0.5 * D * LOG_2PI, "the quadratic term uses the *squared* norm "
-             "||z||^2 = sum of z_i^2, not ||z||."),
-            (per_coordinate.mean(-1), "you took the mean over the coordinates; the log-densities "
-             "of independent coordinates add up: use `.sum(-1)`."),
+            (
+                -0.5 * sq.sqrt() - 0.5 * D * LOG_2PI,
+                "the quadratic term uses the *squared* norm ||z||^2 = sum of z_i^2, not ||z||.",
+            ),
+            (
+                per_coordinate.mean(-1),
+                "you took the mean over the coordinates; the log-densities "
+                "of independent coordinates add up: use `.sum(-1)`.",
+            ),
         ]
         if len(shape) == 3:
             D_wrong = z.shape[1]
             variants.insert(
                 0,
-                (-0.5 * sq - 0.5 * D_wrong * LOG_2PI, "D is the size of the *last* dimension, "
-                 "z.shape[-1]: for z of shape (2, 4, 2) you used 4 instead of 2.")
+                (
+                    -0.5 * sq - 0.5 * D_wrong * LOG_2PI,
+                    "D is the size of the *last* dimension, "
+                    "z.shape[-1]: for z of shape (2, 4, 2) you used 4 instead of 2.",
+                ),
             )
         hint = next((h for value, h in variants if _close(out, value)), None) or (
             "compare with the formula -||z||^2 / 2 - (D / 2) log(2 pi), term by term, at a "

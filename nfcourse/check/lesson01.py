@@ -24,6 +24,9 @@ import torch
 from torch import Tensor
 
 from ._core import Mistake, exercise
+from ._tools import as_tensor
+from ._tools import close as _close
+from ._tools import first_match as _first_match
 
 __all__ = ["linear_log_density", "log_abs_det_2x2", "log_density_exp"]
 
@@ -31,35 +34,21 @@ LOG_2PI = math.log(2 * math.pi)
 INF = math.inf
 
 
-# --- helpers ---------------------------------------------------------------------------------
-
-
 def _as_tensor(out: object, what: str) -> Tensor:
-    """The learner's return value as a float64 tensor, or a Mistake that says what came."""
-    if isinstance(out, Tensor):
-        if not out.is_floating_point():
-            raise Mistake(
-                f"{what} returned a tensor of dtype {out.dtype}.",
-                "log-densities are real numbers: return a floating-point tensor.",
-            )
-        return out.detach().double()
-    raise Mistake(
-        f"{what} returned {type(out).__name__}, not a torch.Tensor.",
+    return as_tensor(
+        out,
+        what,
         "compute with torch operations (torch.log, torch.where, ...) on the input tensor and "
         "return the resulting tensor; `math` functions work on plain numbers only.",
     )
 
 
-def _close(a: Tensor, b: Tensor, tol: float = 1e-6) -> bool:
-    """Same shape and values; equal infinities count as close, NaN never does."""
-    return a.shape == b.shape and bool(torch.allclose(a, b.double(), rtol=tol, atol=tol))
+# --- helpers ---------------------------------------------------------------------------------
 
 
 def _shape(out: Tensor, want: Tensor, what: str, hint: str) -> None:
     if out.shape != want.shape:
-        raise Mistake(
-            f"{what} must have shape {tuple(want.shape)}, got {tuple(out.shape)}.", hint
-        )
+        raise Mistake(f"{what} must have shape {tuple(want.shape)}, got {tuple(out.shape)}.", hint)
 
 
 def _first_gap(out: Tensor, want: Tensor) -> int:
@@ -68,13 +57,6 @@ def _first_gap(out: Tensor, want: Tensor) -> int:
     gap = torch.where(torch.isnan(gap) | torch.isinf(gap), torch.full_like(gap, INF), gap)
     gap = torch.where(out == want, torch.zeros_like(gap), gap)  # equal infinities
     return int(gap.flatten().argmax())
-
-
-def _match(out: Tensor, variants: list[tuple[Tensor, str]]) -> str | None:
-    for value, hint in variants:
-        if _close(out, value):
-            return hint
-    return None
 
 
 def _short(error: Exception, limit: int = 120) -> str:
@@ -102,35 +84,64 @@ def log_density_exp(log_density) -> str:
     want = _log_normal_z(lx) - lx
     out = _as_tensor(log_density(x.clone()), "log_density(x)")
     _shape(
-        out, want, f"log_density(x) for x of shape {tuple(x.shape)}",
+        out,
+        want,
+        f"log_density(x) for x of shape {tuple(x.shape)}",
         "the density acts elementwise: return one log-density per entry of x, with x's "
         "shape (no sum, no mean).",
     )
     if not _close(out, want):
         variants = [
-            (_log_normal_z(lx), "you returned log p_Z(ln x) only: the Jacobian term is missing. "
-             "Z = ln X, and |dz/dx| = 1/x, so add log(1/x) = -ln x."),
-            (_log_normal_z(lx) + lx, "the log-Jacobian has the wrong sign: log|dz/dx| = "
-             "log(1/x) = -ln x, so subtract ln x (a density divides by how much the map "
-             "stretches, |dx/dz| = e^z = x)."),
-            (want.exp(), "you returned the density p_X(x); the exercise asks for the "
-             "log-density log p_X(x) (leave out the exp)."),
-            (-x, "that is the log-density of the *exponential* distribution, e^{-x}: the seed "
-             "post's claim. exp of a standard normal is log-normal: log p_Z(ln x) - ln x."),
-            (_log_normal_z(x) - x, "you evaluated the base density at x itself. The base point "
-             "is z = ln x (the inverse of exp): log p_Z(ln x) - ln x."),
-            (_log_normal_z(x.exp()) - x, "you applied the forward map exp to x; the density of "
-             "X needs the *inverse* map z = ln x: log p_Z(ln x) - ln x."),
-            (_log_normal_z(x.exp()) + x, "you applied the forward map exp to x; the density of "
-             "X needs the *inverse* map z = ln x: log p_Z(ln x) - ln x."),
-            (-lx * lx - 0.5 * LOG_2PI - lx, "log p_Z(z) = -z^2/2 - log(2 pi)/2: you left out "
-             "the 1/2 in front of z^2."),
-            (-0.5 * lx * lx - lx, "you left out the normalizing constant -log(2 pi)/2 of the "
-             "standard normal."),
-            (_log_normal_z(x.log10()) - x.log10(), "use the natural logarithm (torch.log), not "
-             "log10."),
+            (
+                _log_normal_z(lx),
+                "you returned log p_Z(ln x) only: the Jacobian term is missing. "
+                "Z = ln X, and |dz/dx| = 1/x, so add log(1/x) = -ln x.",
+            ),
+            (
+                _log_normal_z(lx) + lx,
+                "the log-Jacobian has the wrong sign: log|dz/dx| = "
+                "log(1/x) = -ln x, so subtract ln x (a density divides by how much the map "
+                "stretches, |dx/dz| = e^z = x).",
+            ),
+            (
+                want.exp(),
+                "you returned the density p_X(x); the exercise asks for the "
+                "log-density log p_X(x) (leave out the exp).",
+            ),
+            (
+                -x,
+                "that is the log-density of the *exponential* distribution, e^{-x}: the seed "
+                "post's claim. exp of a standard normal is log-normal: log p_Z(ln x) - ln x.",
+            ),
+            (
+                _log_normal_z(x) - x,
+                "you evaluated the base density at x itself. The base point "
+                "is z = ln x (the inverse of exp): log p_Z(ln x) - ln x.",
+            ),
+            (
+                _log_normal_z(x.exp()) - x,
+                "you applied the forward map exp to x; the density of "
+                "X needs the *inverse* map z = ln x: log p_Z(ln x) - ln x.",
+            ),
+            (
+                _log_normal_z(x.exp()) + x,
+                "you applied the forward map exp to x; the density of "
+                "X needs the *inverse* map z = ln x: log p_Z(ln x) - ln x.",
+            ),
+            (
+                -lx * lx - 0.5 * LOG_2PI - lx,
+                "log p_Z(z) = -z^2/2 - log(2 pi)/2: you left out the 1/2 in front of z^2.",
+            ),
+            (
+                -0.5 * lx * lx - lx,
+                "you left out the normalizing constant -log(2 pi)/2 of the standard normal.",
+            ),
+            (
+                _log_normal_z(x.log10()) - x.log10(),
+                "use the natural logarithm (torch.log), not log10.",
+            ),
         ]
-        hint = _match(out, variants) or (
+        hint = _first_match(out, variants) or (
             "log p_X(x) = log p_Z(z) + log|dz/dx| with z = ln x and dz/dx = 1/x. Compare at "
             "x = 1, where it equals log p_Z(0) = -log(2 pi)/2 = -0.918939."
         )
@@ -158,7 +169,9 @@ def log_density_exp(log_density) -> str:
         ) from None
     outb = _as_tensor(raw, "log_density(x)")
     _shape(
-        outb, wantb, "log_density(x) for x of shape (2, 3)",
+        outb,
+        wantb,
+        "log_density(x) for x of shape (2, 3)",
         "return one value per entry of x, whatever x's shape: do not drop or filter the "
         "entries x <= 0; give them -inf.",
     )
@@ -189,10 +202,7 @@ def log_density_exp(log_density) -> str:
             f"{_round(bad)}.",
             hint,
         )
-    return (
-        "log p_X(x) = log p_Z(ln x) - ln x (the log-normal) at 8 points, and -inf where "
-        "x <= 0."
-    )
+    return "log p_X(x) = log p_Z(ln x) - ln x (the log-normal) at 8 points, and -inf where x <= 0."
 
 
 # --- Exercise 1.2 ----------------------------------------------------------------------------
@@ -235,32 +245,48 @@ def log_abs_det_2x2(log_abs_det) -> str:
         )
     if not _close(out, want):
         negative = det < 0
-        if (
-            torch.isnan(out[negative]).all()
-            and _close(out[~negative], want[~negative])
-        ):
+        if torch.isnan(out[negative]).all() and _close(out[~negative], want[~negative]):
             hint = (
                 "the absolute value is missing: two of the test matrices have det < 0 (the map "
                 "flips orientation, like a mirror), and the log of a negative number is NaN. "
                 "Volume change is |det J|: use log(|ad - bc|)."
             )
         else:
-            hint = _match(out, [
-                (det, "you returned det J; the exercise asks for log|det J|."),
-                (det.abs(), "you returned |det J|; take its log: log|det J|."),
-                ((a * d + b * c).abs().log(), "the determinant of [[a, b], [c, d]] is ad - bc "
-                 "(minus, not plus)."),
-                ((a + d).abs().log(), "a + d, the sum of the diagonal, is the *trace*, not the "
-                 "determinant: det = ad - bc."),
-                ((a * d).abs().log(), "the product of the diagonal is the determinant only for a "
-                 "triangular matrix: det = ad - bc."),
-                (a.abs().log() + d.abs().log(), "the product of the diagonal is the determinant "
-                 "only for a triangular matrix: det = ad - bc."),
-                ((a * b - c * d).abs().log(), "pair the entries across the diagonals: "
-                 "det [[a, b], [c, d]] = ad - bc."),
-                (det.abs().log10(), "use the natural logarithm (torch.log), not log10."),
-                (0.5 * det.abs().log(), "you halved it: log|det J| itself, not log sqrt|det J|."),
-            ]) or (
+            hint = _first_match(
+                out,
+                [
+                    (det, "you returned det J; the exercise asks for log|det J|."),
+                    (det.abs(), "you returned |det J|; take its log: log|det J|."),
+                    (
+                        (a * d + b * c).abs().log(),
+                        "the determinant of [[a, b], [c, d]] is ad - bc (minus, not plus).",
+                    ),
+                    (
+                        (a + d).abs().log(),
+                        "a + d, the sum of the diagonal, is the *trace*, not the "
+                        "determinant: det = ad - bc.",
+                    ),
+                    (
+                        (a * d).abs().log(),
+                        "the product of the diagonal is the determinant only for a "
+                        "triangular matrix: det = ad - bc.",
+                    ),
+                    (
+                        a.abs().log() + d.abs().log(),
+                        "the product of the diagonal is the determinant "
+                        "only for a triangular matrix: det = ad - bc.",
+                    ),
+                    (
+                        (a * b - c * d).abs().log(),
+                        "pair the entries across the diagonals: det [[a, b], [c, d]] = ad - bc.",
+                    ),
+                    (det.abs().log10(), "use the natural logarithm (torch.log), not log10."),
+                    (
+                        0.5 * det.abs().log(),
+                        "you halved it: log|det J| itself, not log sqrt|det J|.",
+                    ),
+                ],
+            ) or (
                 "log|det J| = log|ad - bc| with a = J[..., 0, 0], b = J[..., 0, 1], "
                 "c = J[..., 1, 0], d = J[..., 1, 1]."
             )
@@ -280,8 +306,7 @@ def log_abs_det_2x2(log_abs_det) -> str:
             f"for J of shape (3, 4, 2, 2) the result must be log|det| of each of the 12 "
             f"matrices, shape (3, 4); got shape {tuple(outb.shape)}"
             + ("." if outb.shape != wantb.shape else " with other values."),
-            "index with J[..., 0, 0] etc. (not J[:, 0, 0]) so that any leading batch shape "
-            "works.",
+            "index with J[..., 0, 0] etc. (not J[:, 0, 0]) so that any leading batch shape works.",
         )
     single = torch.tensor([[3.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
     outs = _as_tensor(log_abs_det(single.clone()), "log_abs_det(J)")
@@ -346,34 +371,61 @@ def linear_log_density(log_density) -> str:
                 hint = "return one log-density per point (per row of x), not a single number."
             else:
                 hint = "return one log-density per point: shape (N,) for x of shape (N, 2)."
-            raise Mistake(f"{what} must have shape {tuple(want.shape)}, got "
-                          f"{tuple(out.shape)}.", hint)
+            raise Mistake(
+                f"{what} must have shape {tuple(want.shape)}, got {tuple(out.shape)}.", hint
+            )
         if _close(out, want):
             continue
         base = _standard_normal_2d(z)
         variants = [
-            (base, "the Jacobian term is missing: subtract log|det A| (the linear map "
-             "stretches every area by |det A|, so the density is divided by it)."),
-            (base + lad, "the log-Jacobian has the wrong sign: the map multiplies areas by "
-             "|det A|, so the density is *divided* by it: subtract log|det A|."),
+            (
+                base,
+                "the Jacobian term is missing: subtract log|det A| (the linear map "
+                "stretches every area by |det A|, so the density is divided by it).",
+            ),
+            (
+                base + lad,
+                "the log-Jacobian has the wrong sign: the map multiplies areas by "
+                "|det A|, so the density is *divided* by it: subtract log|det A|.",
+            ),
             (want.exp(), "you returned the density; the exercise asks for the log-density."),
-            (_standard_normal_2d((x - b) @ A.T) - lad, "you applied A to x - b; the base point "
-             "is found with the *inverse*: z = A^{-1}(x - b), e.g. "
-             "torch.linalg.solve(A, (x - b).T).T."),
-            (_standard_normal_2d((x - b) @ A.T) + lad, "you applied A to x - b; the base point "
-             "is found with the *inverse*: z = A^{-1}(x - b), and the log-Jacobian term is "
-             "-log|det A|."),
-            (_standard_normal_2d((x - b) @ Ainv) - lad, "the inverse is applied transposed. The "
-             "points are the rows of x, so z = (x - b) @ A^{-1}.T (A^{-1} acting on each row "
-             "as a column vector), or torch.linalg.solve(A, (x - b).T).T."),
-            (_standard_normal_2d(x @ Ainv.T) - lad, "subtract the shift b first: "
-             "z = A^{-1}(x - b)."),
-            (_standard_normal_2d(x @ Ainv.T - b) - lad, "undo the steps in reverse order: first "
-             "subtract b, then apply A^{-1}: z = A^{-1}(x - b)."),
-            (-0.5 * z.pow(2).sum(-1) - lad, "the 2-D standard normal has the normalizing "
-             "constant -log(2 pi) (that is, -(D/2) log(2 pi) with D = 2)."),
-            (-0.5 * z.pow(2).sum(-1) - 0.5 * LOG_2PI - lad, "the constant of the 2-D standard "
-             "normal is -(D/2) log(2 pi) = -log(2 pi) with D = 2, not -log(2 pi)/2."),
+            (
+                _standard_normal_2d((x - b) @ A.T) - lad,
+                "you applied A to x - b; the base point "
+                "is found with the *inverse*: z = A^{-1}(x - b), e.g. "
+                "torch.linalg.solve(A, (x - b).T).T.",
+            ),
+            (
+                _standard_normal_2d((x - b) @ A.T) + lad,
+                "you applied A to x - b; the base point "
+                "is found with the *inverse*: z = A^{-1}(x - b), and the log-Jacobian term is "
+                "-log|det A|.",
+            ),
+            (
+                _standard_normal_2d((x - b) @ Ainv) - lad,
+                "the inverse is applied transposed. The "
+                "points are the rows of x, so z = (x - b) @ A^{-1}.T (A^{-1} acting on each row "
+                "as a column vector), or torch.linalg.solve(A, (x - b).T).T.",
+            ),
+            (
+                _standard_normal_2d(x @ Ainv.T) - lad,
+                "subtract the shift b first: z = A^{-1}(x - b).",
+            ),
+            (
+                _standard_normal_2d(x @ Ainv.T - b) - lad,
+                "undo the steps in reverse order: first "
+                "subtract b, then apply A^{-1}: z = A^{-1}(x - b).",
+            ),
+            (
+                -0.5 * z.pow(2).sum(-1) - lad,
+                "the 2-D standard normal has the normalizing "
+                "constant -log(2 pi) (that is, -(D/2) log(2 pi) with D = 2).",
+            ),
+            (
+                -0.5 * z.pow(2).sum(-1) - 0.5 * LOG_2PI - lad,
+                "the constant of the 2-D standard "
+                "normal is -(D/2) log(2 pi) = -log(2 pi) with D = 2, not -log(2 pi)/2.",
+            ),
             (base - detA.abs(), "subtract the *log* of |det A|, not |det A| itself."),
         ]
         if detA < 0 and torch.isnan(out).all():
@@ -383,7 +435,7 @@ def linear_log_density(log_density) -> str:
                 "value (torch.linalg.slogdet(A).logabsdet, or detA.abs().log())."
             )
         else:
-            hint = _match(out, variants) or (
+            hint = _first_match(out, variants) or (
                 "log p_X(x) = log p_Z(z) - log|det A| with z = A^{-1}(x - b) and log p_Z the "
                 "2-D standard normal: -||z||^2/2 - log(2 pi)."
             )

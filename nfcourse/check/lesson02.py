@@ -26,34 +26,13 @@ from ..distributions import Flow
 from ..elementwise import Affine as _ReferenceAffine
 from ..elementwise import affine_forward, affine_inverse
 from ._core import Mistake, exercise
+from ._tools import close as _close
+from ._tools import pair as _pair
 
 __all__ = ["affine_layer", "train_loop"]
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _close(a: object, b: Tensor, tol: float = 1e-6) -> bool:
-    """Whether ``a`` is a tensor of ``b``'s shape with the same values (float64 tolerances)."""
-    return (
-        isinstance(a, Tensor)
-        and a.shape == b.shape
-        and bool(torch.allclose(a.detach().double(), b.double(), rtol=tol, atol=tol))
-    )
-
-
-def _pair(out: object, method: str, first: str) -> tuple[Tensor, Tensor]:
-    """The ``(output, ladj)`` pair a layer method must return, or a Mistake."""
-    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)):
-        got = (
-            f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        )
-        raise Mistake(
-            f"{method} must return a pair of tensors ({first}, ladj), got {got}.",
-            f"end {method} with `return {first}, ladj`: every layer of the course returns "
-            "its output and the log|det J| of the map it applied.",
-        )
-    return out
 
 
 def _ladj_shape(ladj: Tensor, points: Tensor, method: str) -> None:
@@ -158,18 +137,23 @@ def affine_layer(Affine) -> str:  # noqa: N803 - the learner's class
     x, ladj = _pair(layer(z), "forward(z)", "x")
     if not _close(x, x_ref):
         variants = [
-            (affine_inverse(z, shift, log_scale)[0],
-             "forward is the generative direction z -> x: x = z * exp(log_scale) + shift. "
-             "You wrote the normalizing direction (x - shift) * exp(-log_scale): that is "
-             "inverse()."),
-            (z * log_scale + shift,
-             "log_scale is the log of the scale: multiply by exp(log_scale), not by "
-             "log_scale itself."),
-            (z * (-log_scale).exp() + shift,
-             "multiply by exp(log_scale), not exp(-log_scale)."),
-            ((z + shift) * scale,
-             "scale first, then shift: x = z * exp(log_scale) + shift, not "
-             "(z + shift) * exp(log_scale)."),
+            (
+                affine_inverse(z, shift, log_scale)[0],
+                "forward is the generative direction z -> x: x = z * exp(log_scale) + shift. "
+                "You wrote the normalizing direction (x - shift) * exp(-log_scale): that is "
+                "inverse().",
+            ),
+            (
+                z * log_scale + shift,
+                "log_scale is the log of the scale: multiply by exp(log_scale), not by "
+                "log_scale itself.",
+            ),
+            (z * (-log_scale).exp() + shift, "multiply by exp(log_scale), not exp(-log_scale)."),
+            (
+                (z + shift) * scale,
+                "scale first, then shift: x = z * exp(log_scale) + shift, not "
+                "(z + shift) * exp(log_scale).",
+            ),
         ]
         hint = next((h for v, h in variants if _close(x, v)), "")
         if not hint and isinstance(x, Tensor) and x.shape != z.shape:
@@ -177,25 +161,36 @@ def affine_layer(Affine) -> str:  # noqa: N803 - the learner's class
         raise Mistake(
             "forward(z) does not give x = z * exp(log_scale) + shift (tried D = 3, "
             "shift and log_scale of both signs).",
-            hint or "x = z * torch.exp(self.log_scale) + self.shift; the parameters "
+            hint
+            or "x = z * torch.exp(self.log_scale) + self.shift; the parameters "
             "broadcast over the batch.",
         )
     _ladj_shape(ladj, z, "forward(z)")
     if not _close(ladj, ladj_ref):
         variants = [
-            (-ladj_ref,
-             "the ladj has the wrong sign: the forward map multiplies by exp(log_scale), "
-             "so it stretches volumes by exp(sum(log_scale)): ladj = +sum(log_scale)."),
-            (log_scale.mean().expand(n_ladj),
-             "you averaged the log-scales: the log-determinant of a diagonal Jacobian is "
-             "the sum of the log-derivatives over the coordinates, not their mean."),
-            (scale.sum().expand(n_ladj),
-             "you summed the scales: ladj is log|det J| = sum(log(scale)) = sum(log_scale)."),
-            (scale.prod().expand(n_ladj),
-             "you returned the determinant itself: ladj is its log, sum(log_scale)."),
-            (torch.zeros(n_ladj, dtype=torch.float64),
-             "the ladj is zero, as for a map that preserves volume; a scale changes "
-             "volumes by exp(sum(log_scale))."),
+            (
+                -ladj_ref,
+                "the ladj has the wrong sign: the forward map multiplies by exp(log_scale), "
+                "so it stretches volumes by exp(sum(log_scale)): ladj = +sum(log_scale).",
+            ),
+            (
+                log_scale.mean().expand(n_ladj),
+                "you averaged the log-scales: the log-determinant of a diagonal Jacobian is "
+                "the sum of the log-derivatives over the coordinates, not their mean.",
+            ),
+            (
+                scale.sum().expand(n_ladj),
+                "you summed the scales: ladj is log|det J| = sum(log(scale)) = sum(log_scale).",
+            ),
+            (
+                scale.prod().expand(n_ladj),
+                "you returned the determinant itself: ladj is its log, sum(log_scale).",
+            ),
+            (
+                torch.zeros(n_ladj, dtype=torch.float64),
+                "the ladj is zero, as for a map that preserves volume; a scale changes "
+                "volumes by exp(sum(log_scale)).",
+            ),
         ]
         hint = next((h for v, h in variants if _close(ladj, v)), "")
         raise Mistake(
@@ -208,29 +203,35 @@ def affine_layer(Affine) -> str:  # noqa: N803 - the learner's class
     z_back, ladj_inv = _pair(layer.inverse(x_ref), "inverse(x)", "z")
     if not _close(z_back, z):
         variants = [
-            ((x_ref - shift) * scale,
-             "divide by the scale: z = (x - shift) * exp(-log_scale)."),
-            (x_ref * (-log_scale).exp() - shift,
-             "subtract the shift first, then divide: z = (x - shift) * exp(-log_scale)."),
-            (x_ref * scale + shift,
-             "inverse must undo forward (x -> z); you applied the forward map again."),
-            ((x_ref - shift) / log_scale,
-             "divide by exp(log_scale), not by log_scale."),
+            ((x_ref - shift) * scale, "divide by the scale: z = (x - shift) * exp(-log_scale)."),
+            (
+                x_ref * (-log_scale).exp() - shift,
+                "subtract the shift first, then divide: z = (x - shift) * exp(-log_scale).",
+            ),
+            (
+                x_ref * scale + shift,
+                "inverse must undo forward (x -> z); you applied the forward map again.",
+            ),
+            ((x_ref - shift) / log_scale, "divide by exp(log_scale), not by log_scale."),
         ]
         hint = next((h for v, h in variants if _close(z_back, v)), "")
         raise Mistake(
             "inverse(forward(z)) does not give back z.",
-            hint or "solve x = z * exp(log_scale) + shift for z: "
-            "z = (x - shift) * exp(-log_scale).",
+            hint
+            or "solve x = z * exp(log_scale) + shift for z: z = (x - shift) * exp(-log_scale).",
         )
     _ladj_shape(ladj_inv, x_ref, "inverse(x)")
     if not _close(ladj_inv, -ladj_ref):
         variants = [
-            (ladj_ref,
-             "the inverse's ladj has the wrong sign: inverse divides by the scale, so its "
-             "ladj is minus the forward one, -sum(log_scale)."),
-            (-log_scale.mean().expand(n_ladj),
-             "you averaged the log-scales: sum them over the coordinates, -sum(log_scale)."),
+            (
+                ladj_ref,
+                "the inverse's ladj has the wrong sign: inverse divides by the scale, so its "
+                "ladj is minus the forward one, -sum(log_scale).",
+            ),
+            (
+                -log_scale.mean().expand(n_ladj),
+                "you averaged the log-scales: sum them over the coordinates, -sum(log_scale).",
+            ),
         ]
         hint = next((h for v, h in variants if _close(ladj_inv, v)), "")
         raise Mistake(
@@ -450,8 +451,7 @@ def train_loop(train) -> str:
         raise Mistake(
             f"the recorded losses are negative (the first is {first:.3f}); the NLL at the "
             f"start is {start_nll:.3f}.",
-            "record the loss you minimize, the NLL `-log_prob.mean()`, not the "
-            "log-likelihood.",
+            "record the loss you minimize, the NLL `-log_prob.mean()`, not the log-likelihood.",
         )
     if abs(first - start_nll) > 0.5 * start_nll:
         raise Mistake(

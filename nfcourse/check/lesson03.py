@@ -32,6 +32,9 @@ from .. import testing
 from ..planar import constrain_u, planar_forward
 from ..radial import constrain_alpha_beta, radial_forward
 from ._core import Mistake, exercise
+from ._tools import close as _close
+from ._tools import first_match as _first_match
+from ._tools import pair as _pair
 
 __all__ = ["planar_layer", "radial_layer"]
 
@@ -40,15 +43,6 @@ _TOL = 1e-7
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _close(a: object, b: Tensor, tol: float = _TOL) -> bool:
-    """Whether ``a`` is a tensor of ``b``'s shape with the same values (NaNs never match)."""
-    return (
-        isinstance(a, Tensor)
-        and a.shape == b.shape
-        and bool(torch.allclose(a.detach().to(_F64), b.to(_F64), rtol=tol, atol=tol))
-    )
 
 
 def _build(cls: object, dim: int, names: tuple[str, ...], shapes: dict[str, tuple]) -> nn.Module:
@@ -96,16 +90,6 @@ def _attr(layer: nn.Module, name: str) -> object:
     return value() if callable(value) and not isinstance(value, Tensor) else value
 
 
-def _pair(out: object, method: str, first: str) -> tuple[Tensor, Tensor]:
-    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)):
-        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        raise Mistake(
-            f"{method} must return a pair of tensors ({first}, ladj), got {got}.",
-            f"end {method} with `return {first}, ladj`.",
-        )
-    return out
-
-
 def _check_shapes(x: Tensor, ladj: Tensor, z: Tensor, method: str, name: str = "x") -> None:
     if x.shape != z.shape:
         raise Mistake(
@@ -131,13 +115,6 @@ def _check_shapes(x: Tensor, ladj: Tensor, z: Tensor, method: str, name: str = "
             f"{tuple(z.shape)}, expected {tuple(z.shape[:-1])} (one value per point).",
             hint,
         )
-
-
-def _first_match(ladj: Tensor, variants: list[tuple[Tensor, str]]) -> str | None:
-    for value, hint in variants:
-        if _close(ladj, value, 1e-6):
-            return hint
-    return None
 
 
 def _autograd(layer: nn.Module, z: Tensor, what: str, hint: str) -> None:
@@ -217,13 +194,21 @@ def _check_u_hat(cls: type) -> None:
             continue
         m = -1 + F.softplus(w @ u)
         variants = [
-            (u + (m - wu) * w / w.norm(), "divide by ||w||^2 = w @ w, not by ||w||: dotting "
-             "with w must give w.u + (m - w.u) = m."),
-            (u + (F.softplus(w @ u) - wu) * w / (w @ w), "m(a) = -1 + softplus(a): you left out "
-             "the -1 (then w.u_hat > 0, which needlessly forbids pulling points towards the "
-             "hyperplane)."),
-            (u + (wu - m) * w / (w @ w), "the correction is (m - w.u) w / ||w||^2: you have it "
-             "the other way round."),
+            (
+                u + (m - wu) * w / w.norm(),
+                "divide by ||w||^2 = w @ w, not by ||w||: dotting "
+                "with w must give w.u + (m - w.u) = m.",
+            ),
+            (
+                u + (F.softplus(w @ u) - wu) * w / (w @ w),
+                "m(a) = -1 + softplus(a): you left out "
+                "the -1 (then w.u_hat > 0, which needlessly forbids pulling points towards the "
+                "hyperplane).",
+            ),
+            (
+                u + (wu - m) * w / (w @ w),
+                "the correction is (m - w.u) w / ||w||^2: you have it the other way round.",
+            ),
         ]
         hint = _first_match(u_hat, variants) or (
             "use exactly u_hat = u + (m(w.u) - w.u) w / ||w||^2 with m(a) = -1 + softplus(a) "
@@ -242,19 +227,33 @@ def _planar_variants(z, u, u_hat, w, b) -> list[tuple[Tensor, str]]:
     return [
         (-good.log(), "the sign is flipped: forward returns +log|det dx/dz|."),
         (good, "you returned the determinant itself; ladj is its log: torch.log(...)."),
-        ((1 + wu_hat * (1 - t)).abs().log(), "wrong derivative of tanh: tanh'(s) = 1 - tanh(s)^2 "
-         "(you forgot the square)."),
-        ((1 + wu_hat * (1 - torch.tanh(z @ w) ** 2)).abs().log(), "tanh' is evaluated at "
-         "s = w.z + b: you left out b."),
-        ((1 + wu_hat / torch.cosh(s)).abs().log(), "wrong derivative of tanh: tanh'(s) = "
-         "1 / cosh(s)^2 = 1 - tanh(s)^2 (you forgot the square)."),
-        ((1 + wu_hat * t**2).abs().log(), "wrong derivative of tanh: tanh'(s) = 1 - tanh(s)^2, "
-         "not tanh(s)^2."),
-        ((1 + (1 - t**2)).abs().log(), "the matrix determinant lemma gives "
-         "det(I + u_hat w^T tanh') = 1 + (w.u_hat) tanh': you left out the factor w.u_hat."),
+        (
+            (1 + wu_hat * (1 - t)).abs().log(),
+            "wrong derivative of tanh: tanh'(s) = 1 - tanh(s)^2 (you forgot the square).",
+        ),
+        (
+            (1 + wu_hat * (1 - torch.tanh(z @ w) ** 2)).abs().log(),
+            "tanh' is evaluated at s = w.z + b: you left out b.",
+        ),
+        (
+            (1 + wu_hat / torch.cosh(s)).abs().log(),
+            "wrong derivative of tanh: tanh'(s) = "
+            "1 / cosh(s)^2 = 1 - tanh(s)^2 (you forgot the square).",
+        ),
+        (
+            (1 + wu_hat * t**2).abs().log(),
+            "wrong derivative of tanh: tanh'(s) = 1 - tanh(s)^2, not tanh(s)^2.",
+        ),
+        (
+            (1 + (1 - t**2)).abs().log(),
+            "the matrix determinant lemma gives "
+            "det(I + u_hat w^T tanh') = 1 + (w.u_hat) tanh': you left out the factor w.u_hat.",
+        ),
         ((1 + wu * (1 - t**2)).abs().log(), "use w.u_hat in the log-det, not w.u (the raw u)."),
-        ((1 + (u_hat @ u_hat) * (1 - t**2)).abs().log(), "the factor is the dot product "
-         "w.u_hat, not ||u_hat||^2."),
+        (
+            (1 + (u_hat @ u_hat) * (1 - t**2)).abs().log(),
+            "the factor is the dot product w.u_hat, not ||u_hat||^2.",
+        ),
     ]
 
 
@@ -271,10 +270,15 @@ def _check_planar_forward(cls: type) -> None:
         if not _close(x, x_ref):
             s = z @ p["w"] + p["b"]
             variants = [
-                (z + p["u"] * torch.tanh(s)[:, None], "the map uses u_hat (the constrained "
-                 "direction), not the raw u: x = z + self.u_hat * tanh(w.z + b)."),
-                (z + u_hat * torch.tanh(z @ p["w"])[:, None], "you left out b: "
-                 "x = z + u_hat tanh(w.z + b)."),
+                (
+                    z + p["u"] * torch.tanh(s)[:, None],
+                    "the map uses u_hat (the constrained "
+                    "direction), not the raw u: x = z + self.u_hat * tanh(w.z + b).",
+                ),
+                (
+                    z + u_hat * torch.tanh(z @ p["w"])[:, None],
+                    "you left out b: x = z + u_hat tanh(w.z + b).",
+                ),
                 (z - u_hat * torch.tanh(s)[:, None], "the sign: x = z + u_hat tanh(w.z + b)."),
             ]
             hint = _first_match(x, variants) or (
@@ -372,8 +376,7 @@ def _check_alpha_beta(cls: type) -> None:
             raise Mistake(
                 f"for {case}: alpha = {alpha.item():.4g}, beta = {beta.item():.4g}, which breaks "
                 "alpha > 0, beta >= -alpha.",
-                ("the constraint is missing: you returned the raw values. "
-                 if missing else "")
+                ("the constraint is missing: you returned the raw values. " if missing else "")
                 + "Use alpha = softplus(alpha_raw) and beta = -alpha + softplus(beta_raw).",
             )
         if _close(alpha, ref_alpha) and _close(beta, ref_beta):
@@ -408,20 +411,34 @@ def _radial_variants(z, z0, alpha, beta) -> list[tuple[Tensor, str]]:
     wrong_hprime = "wrong h'(r): h(r) = 1 / (alpha + r) has h'(r) = -1 / (alpha + r)^2 = -h^2, "
     return [
         (-good, "the sign is flipped: forward returns +log|det dx/dz|."),
-        (D * a + c, "the factor (1 + beta h) appears D - 1 times, not D: the Jacobian has "
-         "eigenvalue 1 + beta h on the D - 1 directions orthogonal to z - z0, and "
-         "1 + beta h + beta h'(r) r along it."),
-        (a + c, "(D - 1) log(1 + beta h): you wrote the 2-D formula (D - 1 = 1). The check uses "
-         "D = 3; take D from z.shape[-1]."),
+        (
+            D * a + c,
+            "the factor (1 + beta h) appears D - 1 times, not D: the Jacobian has "
+            "eigenvalue 1 + beta h on the D - 1 directions orthogonal to z - z0, and "
+            "1 + beta h + beta h'(r) r along it.",
+        ),
+        (
+            a + c,
+            "(D - 1) log(1 + beta h): you wrote the 2-D formula (D - 1 = 1). The check uses "
+            "D = 3; take D from z.shape[-1].",
+        ),
         (torch.exp(good), "you returned the determinant itself; ladj is its log."),
-        ((D - 1) * a + torch.log(1 + beta * h + beta * r * h**2),
-         wrong_hprime + "so the last term is log(1 + beta h - beta r h^2) (a minus sign)."),
-        ((D - 1) * a + torch.log((1 + beta * h - beta * r * h).abs()),
-         wrong_hprime + "squared: 1 + beta h - beta r h^2."),
-        ((D - 1) * a + torch.log(1 + beta * h - beta * h**2),
-         "the term along z - z0 is 1 + beta h + beta h'(r) r: you left out the factor r."),
-        ((D - 1) * a, "you left out the eigenvalue along z - z0: "
-         "+ log(1 + beta h + beta h'(r) r)."),
+        (
+            (D - 1) * a + torch.log(1 + beta * h + beta * r * h**2),
+            wrong_hprime + "so the last term is log(1 + beta h - beta r h^2) (a minus sign).",
+        ),
+        (
+            (D - 1) * a + torch.log((1 + beta * h - beta * r * h).abs()),
+            wrong_hprime + "squared: 1 + beta h - beta r h^2.",
+        ),
+        (
+            (D - 1) * a + torch.log(1 + beta * h - beta * h**2),
+            "the term along z - z0 is 1 + beta h + beta h'(r) r: you left out the factor r.",
+        ),
+        (
+            (D - 1) * a,
+            "you left out the eigenvalue along z - z0: + log(1 + beta h + beta h'(r) r).",
+        ),
     ]
 
 
@@ -434,21 +451,26 @@ def _check_radial_forward(cls: type) -> list[tuple[nn.Module, Tensor]]:
         z0 = torch.randn(dim, dtype=_F64, generator=g)
         _set_radial(layer, z0, a_raw, b_raw)
         alpha, beta = constrain_alpha_beta(*(torch.tensor(v, dtype=_F64) for v in (a_raw, b_raw)))
-        z = z0 + torch.randn(6, dim, dtype=_F64, generator=g) * torch.tensor(
-            [0.1, 0.5, 1.0, 2.0, 3.0, 0.3], dtype=_F64
-        )[:, None]
+        z = (
+            z0
+            + torch.randn(6, dim, dtype=_F64, generator=g)
+            * torch.tensor([0.1, 0.5, 1.0, 2.0, 3.0, 0.3], dtype=_F64)[:, None]
+        )
         x, ladj = _pair(layer(z), "forward", "x")
         _check_shapes(x, ladj, z, "forward")
         x_ref, ladj_ref = radial_forward(z, z0, alpha, beta)
         if not _close(x, x_ref):
             r = (z - z0).norm(dim=-1, keepdim=True)
             variants = [
-                (z + beta / (alpha + r**2) * (z - z0), "r is the distance ||z - z0|| "
-                 "(.norm(dim=-1)), not its square."),
-                (z + beta / (alpha + r) * (z0 - z), "x = z + beta h(r) (z - z0): you used "
-                 "z0 - z."),
-                (z + beta / (alpha + r) * z, "x = z + beta h(r) (z - z0): the offset from z0, "
-                 "not z itself."),
+                (
+                    z + beta / (alpha + r**2) * (z - z0),
+                    "r is the distance ||z - z0|| (.norm(dim=-1)), not its square.",
+                ),
+                (z + beta / (alpha + r) * (z0 - z), "x = z + beta h(r) (z - z0): you used z0 - z."),
+                (
+                    z + beta / (alpha + r) * z,
+                    "x = z + beta h(r) (z - z0): the offset from z0, not z itself.",
+                ),
             ]
             hint = _first_match(x, variants) or (
                 "x = z + (beta * h)[..., None] * (z - z0) with h = 1 / (alpha + r), "

@@ -1,6 +1,9 @@
 # The course in two commands:
 #   make lab    set up .venv (first time only) and open the course in JupyterLab
 #   make test   set up .venv (first time only) and run every test
+#   make browser-test   only the end-to-end test in headless Chromium (part of `make test`)
+#   make notebooks      regenerate notebooks/ from solutions/ (maintainers)
+#   make bench          benchmarks against zuko and nflows (docs/benchmarks.md)
 #
 # TORCH is the PyTorch the course was tested with. On this project's machines pip
 # takes a CPU build of it from local disk. On a Linux laptop, get a CPU build (a
@@ -15,7 +18,7 @@ TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nfcourse-installed
 
-.PHONY: lab test lint notebooks clean-venv
+.PHONY: lab test browser-test bench lint notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +40,20 @@ PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
 test: $(STAMP)
 	$(PYTEST) tests notebooks $(NBVAL)
 	NFCOURSE_STRICT=1 $(PYTEST) solutions $(NBVAL)
+
+# Lessons 03 and 04 run in JupyterLab in the system's headless Chromium (apt-get install
+# chromium); screenshots in test-artifacts/browser/. Skips when Chromium is missing.
+browser-test: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_browser.py -v
+
+# Benchmarks against zuko and nflows, written to docs/benchmarks.md (about an hour on 2 cores).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks
+
+# Regenerate the exercise notebooks after editing solutions/ (learners' edits are backed up).
+notebooks: $(STAMP)
+	$(PY) -m nfcourse generate
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

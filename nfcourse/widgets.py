@@ -61,10 +61,15 @@ __all__ = [
 ]
 
 _F64 = torch.float64
-_DPI = 80
+_DPI = 100
 
 
 # --- shared helpers ------------------------------------------------------------------------------
+
+
+def _image_layout() -> widgets.Layout:
+    # Shown at its own size: stretched to the notebook's width, the picture would blur.
+    return widgets.Layout(width="auto", max_width="100%", align_self="flex-start")
 
 
 def _render_png(draw: Callable[[Axes], object], figsize: tuple[float, float]) -> bytes:
@@ -270,7 +275,7 @@ class Stepper(widgets.VBox):
             value=0, min=0, max=k_max, step=1, description="layer k",
             continuous_update=True, layout=widgets.Layout(width="420px"),
         )
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout=_image_layout())
         self.message = widgets.HTML("")
         super().__init__([self.slider, self.image, self.message])
         self.slider.observe(self._on_change, names="value")
@@ -606,7 +611,7 @@ class Explorer(widgets.VBox):
         self.sliders = sliders
         self._draw, self._info = draw, info
         self.redraws = 0
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout=_image_layout())
         self.info = widgets.HTML("")
         self.message = widgets.HTML("")
         controls = widgets.GridBox(

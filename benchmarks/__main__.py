@@ -1,0 +1,272 @@
+"""Run the benchmark suite and write ``docs/benchmarks.md``.
+
+    python -m benchmarks                          # everything, full budget (see --help)
+    python -m benchmarks --budget smoke --output /tmp/bench.md
+    python -m benchmarks --sections speed --dims 2 8 --libraries nfcourse zuko
+    python -m benchmarks --render results.json    # re-write the page from saved results
+
+Any reduction of the full budget (``--budget smoke``, fewer sections, any override) marks
+the page as "not the final numbers".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, replace
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from . import lesson_times, models, quality, report, speed, vi
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_THREADS = 1
+
+# Full budget (the issue's) and the smoke budget (a run of a few seconds per section).
+BUDGETS = {
+    "full": {
+        "quality": quality.QualityConfig(),
+        "speed": speed.SpeedConfig(),
+        "vi": vi.VIConfig(),
+        "lessons": {"folder": "solutions", "runs": 3},
+    },
+    "smoke": {
+        "quality": quality.QualityConfig(
+            datasets=("moons", "rings"), seeds=(0,), steps=5, n_train=512, n_test=1000
+        ),
+        "speed": speed.SpeedConfig(dims=(2,), threads=(1,), repeats=2, min_time=0.0),
+        "vi": vi.VIConfig(
+            layers=(2,),
+            seeds=(0,),
+            steps=5,
+            anneal_steps=2,
+            eval_every=5,
+            n_eval=256,
+            n_final=1000,
+        ),
+        "lessons": {"folder": "solutions", "runs": 1},
+    },
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmarks of nfcourse against zuko and nflows (quality, speed, "
+        "variational inference, lesson run times).",
+    )
+    p.add_argument("--budget", choices=list(BUDGETS), default="full")
+    p.add_argument(
+        "--sections", nargs="+", choices=list(report.SECTIONS), default=list(report.SECTIONS)
+    )
+    p.add_argument(
+        "--libraries",
+        nargs="+",
+        choices=list(models.LIBRARIES),
+        default=list(models.LIBRARIES),
+        help="libraries to compare (missing ones are reported, not fatal)",
+    )
+    p.add_argument("--output", default="docs/benchmarks.md", help="the Markdown page")
+    p.add_argument("--json", help="also save the raw results to this JSON file")
+    p.add_argument("--render", metavar="JSON", help="only re-write the page from saved results")
+    g = p.add_argument_group("overrides (any of them marks the page as partial)")
+    g.add_argument("--datasets", nargs="+", help="quality: datasets")
+    g.add_argument("--models", nargs="+", help="quality: models as library:Name")
+    g.add_argument("--seeds", nargs="+", type=int, help="quality and vi: seeds")
+    g.add_argument("--steps", type=int, help="quality: training steps")
+    g.add_argument("--dims", nargs="+", type=int, help="speed: dimensions")
+    g.add_argument("--threads", nargs="+", type=int, help="speed: torch thread counts")
+    g.add_argument("--repeats", type=int, help="speed: timed repeats")
+    g.add_argument("--vi-layers", nargs="+", type=int, help="vi: planar depths K")
+    g.add_argument("--vi-steps", type=int, help="vi: training steps")
+    g.add_argument("--notebooks", help="lessons: folder of notebooks")
+    g.add_argument("--lesson-runs", type=int, help="lessons: runs per notebook")
+    return p
+
+
+def _configs(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """The section configs of the budget with the overrides applied, and the overrides."""
+    base = BUDGETS[args.budget]
+    changed = []
+
+    def pick(name: str, value):
+        if value is not None:
+            changed.append(name)
+        return value
+
+    q, s, v = base["quality"], base["speed"], base["vi"]
+    q_over = {
+        "datasets": pick("datasets", args.datasets and tuple(args.datasets)),
+        "models": pick("models", args.models and tuple(args.models)),
+        "seeds": pick("seeds", args.seeds and tuple(args.seeds)),
+        "steps": pick("steps", args.steps),
+    }
+    s_over = {
+        "dims": pick("dims", args.dims and tuple(args.dims)),
+        "threads": pick("threads", args.threads and tuple(args.threads)),
+        "repeats": pick("repeats", args.repeats),
+    }
+    v_over = {
+        "layers": pick("vi-layers", args.vi_layers and tuple(args.vi_layers)),
+        "steps": pick("vi-steps", args.vi_steps),
+        "seeds": args.seeds and tuple(args.seeds),
+    }
+    lessons = dict(base["lessons"])
+    if pick("notebooks", args.notebooks):
+        lessons["folder"] = args.notebooks
+    if pick("lesson-runs", args.lesson_runs):
+        lessons["runs"] = args.lesson_runs
+    configs = {
+        "quality": replace(q, **{k: x for k, x in q_over.items() if x is not None}),
+        "speed": replace(s, **{k: x for k, x in s_over.items() if x is not None}),
+        "vi": replace(v, **{k: x for k, x in v_over.items() if x is not None}),
+        "lessons": lessons,
+    }
+    return configs, changed
+
+
+def _machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "load_start": _load(),
+    }
+
+
+def _load() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _lessons(cfg: dict) -> dict:
+    folder = Path(cfg["folder"])
+    folder = folder if folder.is_absolute() else ROOT / folder
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no lesson notebooks (NN_name.ipynb) in {folder}")
+    measured = lesson_times.measure(paths, cfg["runs"])
+    return {
+        "config": {**cfg, "folder": cfg["folder"], "budget_s": lesson_times.BUDGET_S},
+        "rows": [{"lesson": name, "seconds": times} for name, times in measured],
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the selected sections; returns the results dictionary that the report renders."""
+    configs, changed = _configs(args)
+    used, left_out = models.available_libraries(args.libraries)
+    if "nfcourse" not in used:
+        raise SystemExit("benchmarks: --libraries must include nfcourse (the rows compared)")
+    for lib, why in left_out.items():
+        _log(f"benchmarks: {lib} left out: {why}")
+    # Small models on a small CPU: one thread is as fast as two and far steadier under
+    # load. Quality and VI train with one; the speed section times 1 and 2 threads.
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        return _run_sections(args, configs, changed, used, left_out, TRAIN_THREADS)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run_sections(
+    args: argparse.Namespace,
+    configs: dict,
+    changed: list[str],
+    used: list[str],
+    left_out: dict[str, str],
+    threads: int,
+) -> dict:
+    """The body of :func:`run`, with torch's thread count already set."""
+    meta = {
+        "command": "python -m benchmarks "
+        + shlex.join(sys.argv[1:] if args.argv is None else args.argv),
+        "date": str(date.today()),
+        "machine": _machine(),
+        "versions": {
+            "python": platform.python_version(),
+            **{lib: models.library_version(lib) for lib in ("torch", *models.LIBRARIES)},
+            "numpy": models.library_version("numpy"),
+        },
+        "libraries": {"used": used, "left_out": left_out},
+        "threads": threads,
+        "budget": args.budget,
+        "section_s": {},
+    }
+    results: dict = {"meta": meta}
+    start = time.perf_counter()
+    for section in args.sections:
+        t0 = time.perf_counter()
+        cfg = configs[section]
+        _log(f"benchmarks: {section} ...")
+        if section == "quality":
+            results["quality"] = {"config": asdict(cfg), "rows": quality.run(cfg, used, _log)}
+        elif section == "speed":
+            results["speed"] = {"config": asdict(cfg), "rows": speed.run(cfg, used, _log)}
+        elif section == "vi":
+            rows, curves = vi.run(cfg, _log)
+            results["vi"] = {"config": asdict(cfg), "rows": rows, "curves": curves}
+        else:
+            results["lessons"] = _lessons(cfg)
+        meta["section_s"][section] = time.perf_counter() - t0
+        _log(f"benchmarks: {section} took {meta['section_s'][section]:.0f} s")
+    meta["total_s"] = time.perf_counter() - start
+    meta["machine"]["load_end"] = _load()
+    meta["seeds"] = {
+        "quality": ", ".join(map(str, configs["quality"].seeds)),
+        "VI": ", ".join(map(str, configs["vi"].seeds)),
+        "speed": str(configs["speed"].seed),
+    }
+    why = []
+    if args.budget != "full":
+        why.append(f"--budget {args.budget}")
+    if set(args.sections) != set(report.SECTIONS):
+        why.append("sections: " + ", ".join(args.sections))
+    if changed:
+        why.append("overrides: " + ", ".join(changed))
+    meta["partial"] = bool(why)
+    meta["why_partial"] = "; ".join(why)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.argv = argv
+    output = Path(args.output)
+    output = output if output.is_absolute() else ROOT / output
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+    else:
+        results = run(args)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    report.write(results, output)
+    _log(f"benchmarks: wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""Write the results of a benchmark run as a Markdown page with seaborn figures.
+
+:func:`write` takes the results dictionary that :mod:`benchmarks.__main__` assembles
+(``meta`` plus one entry per section that ran) and writes ``docs/benchmarks.md`` (or any
+path) with the figures in a ``figures/`` folder beside it. Every section that did not
+run says so, and so does every library that was missing or not selected.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
+
+from . import speed  # noqa: E402
+
+SECTIONS = {
+    "quality": "Quality at equal budget",
+    "speed": "Speed",
+    "vi": "Variational inference: planar flows on U1",
+    "lessons": "Lesson run times",
+}
+
+
+# ----------------------------------------------------------------------------
+# small formatting helpers
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def _spread(values: list[float], digits: int = 2) -> str:
+    """``median (min–max)``."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "—"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return _f(med, digits)
+    return f"{_f(med, digits)} ({_f(min(values), digits)}–{_f(max(values), digits)})"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines + [""]
+
+
+def _save(fig, folder: Path, name: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / name, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f"figures/{name}"
+
+
+# ----------------------------------------------------------------------------
+# the header
+
+
+def _header(meta: dict) -> list[str]:
+    lines = ["# Benchmarks: nfcourse, zuko and nflows side by side", ""]
+    if meta.get("partial"):
+        lines += [
+            "> **Not the final numbers.** This page comes from a "
+            f"{meta.get('budget', 'partial')} run ({meta.get('why_partial', 'reduced budget')})"
+            ". It shows that the suite works and what the tables look like; run "
+            "`python -m benchmarks` for the real ones.",
+            "",
+        ]
+    m = meta["machine"]
+    libs = meta["libraries"]
+    runs = meta["command"] if isinstance(meta["command"], list) else [meta["command"]]
+    commands = " then ".join(f"`{c}`" for c in runs)
+    lines += [
+        f"Made by {commands} on {meta['date']}, in {meta['total_s'] / 60:.1f} min "
+        "(" + ", ".join(f"{k} {v:.0f} s" for k, v in meta["section_s"].items()) + ").",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['system']}; load average "
+        f"{m['load_start']} at the start and {m['load_end']} at the end (other work on the "
+        "machine slows every library alike within a speed cell, since they are timed in "
+        "turns, but not across sections).",
+        "- Versions: "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v is not None)
+        + ".",
+        "- Libraries compared: " + ", ".join(libs["used"]) + ".",
+    ]
+    for lib, why in libs["left_out"].items():
+        lines.append(f"- **{lib} missing**: {why}; its rows are absent below.")
+    lines += [
+        f"- Torch threads: {meta['threads']} for training (speed: as in each row). Seeds: "
+        + "; ".join(f"{k} {v}" for k, v in meta["seeds"].items())
+        + " (each seed fixes the data, the initial weights and the minibatches).",
+        "",
+        "Benchmarks are not tests: timings depend on the machine and on what else runs. "
+        "A smoke test runs this suite at a tiny budget; CI times nothing.",
+        "",
+    ]
+    return lines
+
+
+# ----------------------------------------------------------------------------
+# quality
+
+
+def _quality(rows: list[dict], cfg: dict, used: list[str], figures: Path) -> list[str]:
+    df = pd.DataFrame(rows)
+    absent = [
+        spec.replace(":", " ")
+        for spec in cfg["models"]
+        if spec.split(":")[0] in used and spec.replace(":", " ") not in set(df["label"])
+    ]
+    lines = [
+        f"Every model trained by the same loop: {cfg['steps']} Adam steps, batch "
+        f"{cfg['batch_size']}, lr {cfg['lr']:g} with cosine decay to 0, {cfg['layers']} "
+        f"layers, conditioners with hidden layers {tuple(cfg['hidden'])} (ReLU); "
+        f"{cfg['n_train']} training points (fixed per seed), held-out NLL on "
+        f"{cfg['n_test']} fresh points drawn with another seed; seeds {tuple(cfg['seeds'])}. "
+        "Gap = held-out NLL minus the dataset's entropy (the best reachable NLL) = "
+        "KL(p || q), in nats; NLL alone where the density is unknown. Mean over seeds; "
+        "lower is better, best of each column in bold.",
+        "",
+    ]
+    if absent:
+        lines += [f"Not available (yet) in the installed libraries: {', '.join(absent)}.", ""]
+    models = list(dict.fromkeys(df["label"]))
+    dsets = list(dict.fromkeys(df["dataset"]))
+    entropy = {d: df[df.dataset == d]["entropy"].iloc[0] for d in dsets}
+    header = ["model", "params", "ms / step"] + [
+        f"{d} gap" if entropy[d] is not None and not pd.isna(entropy[d]) else f"{d} NLL"
+        for d in dsets
+    ]
+    means = {}
+    for d in dsets:
+        col = "gap" if header[3 + dsets.index(d)].endswith("gap") else "nll"
+        sub = df[df.dataset == d]
+        means[d] = {lab: sub[sub.label == lab][col].astype(float).mean() for lab in models}
+    table = []
+    for lab in models:
+        params = int(df[df.label == lab]["params"].iloc[0])
+        cells = []
+        for d in dsets:
+            value = means[d].get(lab)
+            finite = [v for v in means[d].values() if not pd.isna(v)]
+            text = _f(value)
+            if finite and not pd.isna(value) and value == min(finite) and len(finite) > 1:
+                text = f"**{text}**"
+            cells.append(text)
+        step_ms = df[df.label == lab]["ms_per_step"].median()
+        table.append([lab, f"{params:,}", _f(step_ms, 2), *cells])
+    lines += _table(header, table, "lrr" + "r" * len(dsets))
+    lines += ["Per run (median and range over seeds):", ""]
+    detail = []
+    for d in dsets:
+        for lab in models:
+            sub = df[(df.dataset == d) & (df.label == lab)]
+            if sub.empty:
+                continue
+            diverged = int(sub["diverged_at"].notna().sum())
+            detail.append(
+                [
+                    d,
+                    lab,
+                    _spread(list(sub["nll"].astype(float)), 3),
+                    _spread(list(sub["gap"].astype(float)), 3) if not pd.isna(entropy[d]) else "—",
+                    _f(entropy[d], 3) if not pd.isna(entropy[d]) else "unknown",
+                    _spread(list(sub["ms_per_step"]), 2),
+                    f"{len(sub)}" + (f" ({diverged} diverged)" if diverged else ""),
+                ]
+            )
+    lines += _table(
+        ["dataset", "model", "held-out NLL", "gap", "entropy", "ms / step", "seeds"],
+        detail,
+        "llrrrrr",
+    )
+    df["score"] = df["gap"].where(df["gap"].notna(), df["nll"]).astype(float)
+    grid = sns.catplot(
+        data=df,
+        x="label",
+        y="score",
+        col="dataset",
+        col_wrap=min(4, len(dsets)),
+        kind="point",
+        errorbar=("pi", 100),
+        linestyle="none",
+        hue="library",
+        sharey=False,
+        height=2.8,
+        aspect=1.1,
+    )
+    grid.set_axis_labels("", "gap to entropy (or NLL), nats")
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", rotation=60)
+    path = _save(grid.figure, figures, "bench_quality.png")
+    lines += [
+        f"![held-out gap to the entropy per dataset and model]({path})",
+        "",
+        "*Gap to the entropy (datasets without a known density: NLL) per model; dot: "
+        "mean over seeds, bar: min to max.*",
+        "",
+    ]
+    return lines
+
+
+# ----------------------------------------------------------------------------
+# speed
+
+
+def _speed(rows: list[dict], cfg: dict, figures: Path) -> list[str]:
+    libs = list(dict.fromkeys(r["library"] for r in rows))
+    others = [lib for lib in libs if lib != "nfcourse"]
+    lines = [
+        f"Batch {cfg['batch']}, {cfg['layers']} layers, hidden {tuple(cfg['hidden'])}, the same "
+        "parameter count in every library (column params). Milliseconds per call: median "
+        f"(min–max) over {cfg['repeats']} timed repeats, each at least "
+        f"{cfg['min_time'] * 1e3:.0f} ms of calls; libraries timed in turns. Ratio below 1: "
+        "nfcourse is faster.",
+        "",
+    ]
+    ratio = {lib: speed.ratios(rows, lib) for lib in others}
+    key = ("threads", "dim", "kind", "op")
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        cells.setdefault(tuple(r[k] for k in key), {})[r["library"]] = r
+    header = ["threads", "D", "flow", "operation", "params", *[f"{lib} (ms)" for lib in libs]]
+    header += [f"nfcourse / {lib}" for lib in others]
+    table = []
+    for cell, by_lib in cells.items():
+        threads, dim, kind, op = cell
+        first = next(iter(by_lib.values()))
+        line = [str(threads), str(dim), f"{first['model']} ({kind})", op, f"{first['params']:,}"]
+        for lib in libs:
+            r = by_lib.get(lib)
+            line.append(f"{r['median_ms']:.2f} ({r['min_ms']:.2f}–{r['max_ms']:.2f})" if r else "—")
+        for lib in others:
+            match = [x["ratio"] for x in ratio[lib] if tuple(x[k] for k in key) == cell]
+            line.append(f"{match[0]:.2f}" if match else "—")
+        table.append(line)
+    lines += _table(header, table, "rrll" + "r" * (len(header) - 4))
+    df = pd.DataFrame(rows)
+    df["threads"] = df["threads"].astype(str)
+    grid = sns.relplot(
+        data=df,
+        x="dim",
+        y="median_ms",
+        hue="library",
+        style="threads",
+        row="model",
+        col="op",
+        kind="line",
+        markers=True,
+        height=2.6,
+        aspect=1.2,
+        facet_kws={"sharey": False},
+    )
+    grid.set(xscale="log", yscale="log")
+    for ax in grid.axes.flat:
+        ax.set_xticks(list(cfg["dims"]), [str(d) for d in cfg["dims"]])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    grid.set_axis_labels("D", "ms per call (median)")
+    grid.set_titles("{row_name}: {col_name}")
+    path = _save(grid.figure, figures, "bench_speed.png")
+    lines += [f"![time per call against D]({path})", ""]
+    return lines
+
+
+# ----------------------------------------------------------------------------
+# variational inference
+
+
+def _vi(rows: list[dict], curves: list[dict], cfg: dict, figures: Path) -> list[str]:
+    lines = [
+        f"Target {cfg['energy']} (log Z known, so the KL is exact up to Monte Carlo error). "
+        f"{cfg['steps']} Adam steps of {cfg['n_samples']} samples, lr {cfg['lr']:g} with cosine "
+        f"decay, annealing over the first {cfg['anneal_steps']} steps; seeds "
+        f"{tuple(cfg['seeds'])}. KL(q || p) from {cfg['n_final']} samples at the end "
+        f"(SE about {_f(statistics.median([r['se'] for r in rows]), 3)} nats). "
+        f"Time to reach: training time until a checkpoint (every {cfg['eval_every']} steps, "
+        f"{cfg['n_eval']} samples) first measured KL <= {cfg['target_kl']} after annealing. "
+        f"Mode collapse: fewer than {cfg['collapse']:.0%} of the samples on one side of "
+        "z1 = 0 (the target has half on each).",
+        "",
+    ]
+    table = []
+    for k in dict.fromkeys(r["K"] for r in rows):
+        sub = [r for r in rows if r["K"] == k]
+        reached = [r["reached_s"] for r in sub if r["reached_s"] is not None]
+        collapsed = sum(r["collapsed"] for r in sub)
+        diverged = sum(r["diverged_at"] is not None for r in sub)
+        table.append(
+            [
+                sub[0]["model"],
+                str(sub[0]["params"]),
+                _spread([r["kl"] for r in sub], 3),
+                _spread([r["seconds"] for r in sub], 1),
+                f"{_spread(reached, 1)} ({len(reached)}/{len(sub)})",
+                f"{collapsed}/{len(sub)}" + (f", {diverged} diverged" if diverged else ""),
+            ]
+        )
+    lines += _table(
+        ["flow", "params", "KL (nats)", "train time (s)", "time to target (s)", "collapsed"],
+        table,
+    )
+    lines += ["Per run:", ""]
+    lines += _table(
+        ["flow", "seed", "KL ± SE", "z1 > 0", "time (s)", "time to target (s)"],
+        [
+            [
+                r["model"],
+                str(r["seed"]),
+                f"{_f(r['kl'])} ± {_f(r['se'])}",
+                _f(r["right"], 2) + (" collapsed" if r["collapsed"] else ""),
+                _f(r["seconds"], 1),
+                _f(r["reached_s"], 1) if r["reached_s"] is not None else "not reached",
+            ]
+            for r in rows
+        ],
+    )
+    if curves:
+        df = pd.DataFrame(curves)
+        df["K"] = df["K"].astype(str)
+        fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+        sns.lineplot(data=df, x="seconds", y="kl", hue="K", units="seed", estimator=None, ax=ax)
+        ax.axhline(cfg["target_kl"], color="grey", linestyle=":", label="target")
+        ax.set(yscale="log", xlabel="training time (s)", ylabel="KL(q || p), nats")
+        path = _save(fig, figures, "bench_vi.png")
+        lines += [
+            f"![KL against training time]({path})",
+            "",
+            "*KL at each checkpoint against training time, one line per seed; dotted: the target.*",
+            "",
+        ]
+    return lines
+
+
+# ----------------------------------------------------------------------------
+# lesson run times
+
+
+def _lessons(rows: list[dict], cfg: dict) -> list[str]:
+    lines = [
+        f"Each notebook of `{cfg['folder']}/` run top to bottom {cfg['runs']} times in a fresh "
+        "kernel (kernel start included), by `benchmarks/lesson_times.py`. Budget: "
+        f"{cfg['budget_s']} s per lesson.",
+        "",
+    ]
+    table, total = [], 0.0
+    for r in rows:
+        t = r["seconds"]
+        total += statistics.median(t)
+        ok = "yes" if max(t) <= cfg["budget_s"] else "NO"
+        table.append([r["lesson"], _f(statistics.median(t), 1), _f(min(t), 1), _f(max(t), 1), ok])
+    lines += _table(["lesson", "median (s)", "min (s)", "max (s)", "within budget"], table, "lrrrl")
+    lines += [f"Whole course (sum of medians): {total:.0f} s.", ""]
+    return lines
+
+
+# ----------------------------------------------------------------------------
+
+
+def render(results: dict, figures: Path) -> str:
+    """The Markdown page for ``results``; figures are written into ``figures``."""
+    meta = results["meta"]
+    lines = _header(meta)
+    for key, title in SECTIONS.items():
+        lines += [f"## {title}", ""]
+        if key not in results:
+            lines += ["Not run in this run (see `--sections`).", ""]
+            continue
+        section = results[key]
+        if key == "quality":
+            used = meta["libraries"]["used"]
+            lines += _quality(section["rows"], section["config"], used, figures)
+        elif key == "speed":
+            lines += _speed(section["rows"], section["config"], figures)
+        elif key == "vi":
+            lines += _vi(section["rows"], section["curves"], section["config"], figures)
+        else:
+            lines += _lessons(section["rows"], section["config"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(results: dict, output: Path) -> Path:
+    """Write the page to ``output`` and its figures to ``output.parent / "figures"``."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(results, output.parent / "figures"))
+    return output

@@ -1,0 +1,95 @@
+"""Smoke test of the benchmark suite: every section at a tiny budget, into a temporary page.
+
+Benchmarks are not tests (nothing here is timed or compared); this only checks that
+``python -m benchmarks`` runs end to end and writes every table, with a row for every
+library that is installed, and that without zuko and nflows it still runs the nfcourse
+rows and says which libraries were missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+# benchmarks/ is a folder of the repository, not part of the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import __main__ as bench  # noqa: E402
+from benchmarks import models, report  # noqa: E402
+
+OTHERS = ("zuko", "nflows")
+
+
+@pytest.fixture(scope="module")
+def tiny_lessons(tmp_path_factory):
+    """A folder with one one-cell lesson notebook (the real ones take minutes)."""
+    folder = tmp_path_factory.mktemp("lessons")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1 + 1")]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, folder / "00_tiny.ipynb")
+    return folder
+
+
+def _run(tmp_path, tiny_lessons, *extra: str) -> str:
+    output = tmp_path / "benchmarks.md"
+    argv = ["--budget", "smoke", "--output", str(output), "--notebooks", str(tiny_lessons), *extra]
+    assert bench.main(argv) == 0
+    return output.read_text()
+
+
+def _section(page: str, key: str) -> str:
+    """The text of one section of the page (up to the next ``## `` heading)."""
+    start = page.index(f"## {report.SECTIONS[key]}")
+    end = page.find("\n## ", start + 1)
+    return page[start : end if end > 0 else None]
+
+
+def test_whole_suite_smoke(tmp_path, tiny_lessons):
+    page = _run(tmp_path, tiny_lessons)
+    assert "Not the final numbers" in page
+    used, _ = models.available_libraries()
+    quality, speed = _section(page, "quality"), _section(page, "speed")
+    for lib in used:
+        assert f"| {lib} RealNVP |" in quality or f"| {lib} MAF |" in quality, lib
+        assert f"{lib} (ms)" in speed, lib
+    for lib in OTHERS:
+        if lib in used:
+            assert f"nfcourse / {lib}" in speed
+        else:
+            assert f"**{lib} missing**" in page
+    assert "| nfcourse planar K=2 |" in _section(page, "vi")
+    assert "| 00_tiny.ipynb |" in _section(page, "lessons")
+    assert "Not run in this run" not in page
+    for name in ("bench_quality.png", "bench_speed.png", "bench_vi.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 0
+        assert f"figures/{name}" in page
+
+
+def test_runs_without_comparison_libraries(tmp_path, tiny_lessons, monkeypatch):
+    """With zuko and nflows not importable, the nfcourse rows run and the page says so."""
+    for lib in OTHERS:
+        monkeypatch.setitem(sys.modules, lib, None)  # makes `import lib` fail
+    page = _run(tmp_path, tiny_lessons, "--sections", "quality", "speed")
+    for lib in OTHERS:
+        assert f"**{lib} missing**: not installed" in page
+        assert f"{lib} (ms)" not in page
+        assert f"| {lib} MAF |" not in page
+    assert "| nfcourse RealNVP |" in _section(page, "quality")
+    assert "nfcourse (ms)" in _section(page, "speed")
+    assert "Not run in this run" in _section(page, "vi")
+
+
+def test_libraries_flag(tmp_path, tiny_lessons):
+    page = _run(tmp_path, tiny_lessons, "--libraries", "nfcourse", "--sections", "speed")
+    for lib in OTHERS:
+        assert f"**{lib} missing**: not selected" in page
+        assert f"{lib} (ms)" not in page
+    assert "nfcourse (ms)" in page

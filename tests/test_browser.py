@@ -1,0 +1,366 @@
+"""The course end to end, as a learner sees it: a real JupyterLab in headless Chromium.
+
+A private JupyterLab server (token auth on, fresh settings and workspaces,
+127.0.0.1, a free port) serves a temporary copy of the exercise notebooks.
+For lessons 03 and 04, Chromium opens the notebook, waits for the kernel to
+read Idle, runs Run > Run All Cells and waits until every cell ran. Then:
+
+- no cell shows an error (in the page, and in the notebook saved by JupyterLab);
+- the slider explorers render (sliders and picture visible);
+- moving a slider, by keyboard and by mouse, changes the picture (the PNG bytes);
+- the training progress bars (tqdm widgets) reach 100%.
+
+Screenshots go to test-artifacts/browser/. Needs Chromium (/usr/bin/chromium,
+or NFCOURSE_CHROMIUM) and the `playwright` package (dev extra); it never
+downloads a browser. Without Chromium the test skips and says how to get it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ERROR_TEXT,
+    STDERR_JS,
+    LabServer,
+    chromium_missing,
+    code_cell,
+    copy_course,
+    image_digest,
+    run_all,
+    save_notebook,
+    wait_until,
+)
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # part of the dev extra: the `browser` fixture fails and says so
+    expect = sync_playwright = None
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+
+# A lesson runs in 30-40 s on an idle 2-core machine, twice that while the other
+# pytest worker runs notebooks too: the deadlines are generous ceilings, not estimates.
+IDLE_TIMEOUT = 120  # kernel start, until the status bar reads Idle
+RUN_TIMEOUT = 360  # Run All, until every cell has run
+REDRAW_TIMEOUT = 60  # a slider moved, until the new picture is in the page
+ACTION_TIMEOUT_MS = 60_000  # Playwright's default for clicks, visibility, ...
+
+pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
+
+
+# --- fixtures: server, browser, one notebook page per lesson -------------------------------------
+
+
+def _report(config, line: str) -> None:
+    """Print to the terminal, past pytest's capture (xdist workers have no terminal: captured)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def artifacts(request):
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    shots: list[str] = []
+    yield shots
+    (ARTIFACTS / "index.txt").write_text("".join(f"{s}\n" for s in shots))
+    _report(request.config, f"\nbrowser test screenshots ({len(shots)}) in {ARTIFACTS}:")
+    for s in shots:
+        _report(request.config, f"  {s}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lab")
+    server = LabServer(copy_course(ROOT, tmp / "course"), tmp / "state")
+    yield server
+    killed = server.stop()
+    assert not killed, f"kernels were still running after the server stopped: killed {killed}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if sync_playwright is None:
+        pytest.fail(
+            "the Python package `playwright` is missing; it is in the dev extra: "
+            "`.venv/bin/pip install -e '.[dev]'` (the test uses the system's Chromium: "
+            "never run `playwright install`)"
+        )
+    pw = sync_playwright().start()
+    try:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    except BaseException:
+        pw.stop()
+        raise
+    yield chromium
+    try:
+        chromium.close()
+    finally:
+        pw.stop()
+
+
+@dataclass
+class Lesson:
+    name: str
+    path: str  # relative to the server's root
+    page: object
+    prompts: list[str]
+    seconds: float
+    shots: list[str]
+
+    def shot(self, target, label: str) -> Path:
+        """Screenshot ``target`` (a cell, or the page) to test-artifacts/browser/."""
+        path = ARTIFACTS / f"{self.name[:2]}_{label}.png"
+        if target is not self.page:  # the cell at the top of the notebook: nothing covers it
+            target.evaluate("e => e.scrollIntoView({block: 'start'})")
+        target.screenshot(path=str(path), animations="disabled")
+        self.shots.append(str(path.relative_to(ROOT)))
+        print(f"screenshot: {path}")
+        return path
+
+
+def open_and_run(request, lab: LabServer, browser, shots: list[str], name: str) -> Lesson:
+    """Open notebooks/<name>.ipynb in a fresh browser context and Run All; closed at teardown."""
+    path = f"notebooks/{name}.ipynb"
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = context.new_page()
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
+    lesson = Lesson(name, path, page, [], 0.0, shots)
+
+    def close():
+        try:
+            lesson.shot(page, "page_at_the_end")
+        finally:
+            context.close()
+            n = lab.shutdown_session(path)
+            _report(request.config, f"{path}: page closed, {n} kernel shut down (REST)")
+
+    request.addfinalizer(close)
+    start = time.monotonic()
+    # its own workspace, reset: nothing restored from another lesson's page
+    page.goto(lab.url(f"/lab/workspaces/{name}/tree/{path}?reset"))
+    page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for()
+    lesson.prompts = run_all(page, IDLE_TIMEOUT, RUN_TIMEOUT)
+    lesson.seconds = time.monotonic() - start
+    _report(request.config, f"\n{path}: opened and ran in {lesson.seconds:.1f} s")
+    return lesson
+
+
+# --- checks shared by the lessons ----------------------------------------------------------------
+
+
+def check_every_cell_ran_without_error(lesson: Lesson, lab: LabServer) -> None:
+    page = lesson.page
+    stderr = page.evaluate(STDERR_JS)
+    errors = [text for text in stderr if ERROR_TEXT.search(text)]
+    assert not errors, "error output in the page:\n" + "\n---\n".join(errors)
+    assert page.get_by_text("Error displaying widget").count() == 0
+    counts = [re.fullmatch(r"\[(\d+)\]:", p) for p in lesson.prompts]
+    assert all(counts), f"cells that did not run (prompt [ ] instead of [n]): {lesson.prompts}"
+    numbers = [int(m.group(1)) for m in counts]
+    assert numbers == list(range(1, len(numbers) + 1)), f"not one run, top to bottom: {numbers}"
+    # what JupyterLab saves: no error output hidden anywhere (e.g. a collapsed output)
+    save_notebook(page)
+    nb = json.loads((lab.root / lesson.path).read_text())
+    saved_errors = [
+        f"{out.get('ename')}: {out.get('evalue')}"
+        for cell in nb["cells"] if cell["cell_type"] == "code"
+        for out in cell["outputs"] if out["output_type"] == "error"
+    ]
+    assert not saved_errors, f"error outputs in the saved notebook: {saved_errors}"
+    lesson.shot(page, "page_after_run_all")
+
+
+PROGRESS_JS = """() => [...document.querySelectorAll('.widget-hprogress')].map(p => ({
+    width: p.querySelector('.progress-bar').style.width,
+    text: p.parentElement.innerText.replace(/\\s+/g, ' '),
+}))"""
+
+
+def check_progress_bars(lesson: Lesson, source: str) -> None:
+    bars = lesson.page.evaluate(PROGRESS_JS)
+    assert bars, "no tqdm progress bar widget in the page"
+    for bar in bars:
+        steps = re.search(r"(\d+)/(\d+)", bar["text"])
+        assert bar["width"] == "100%" and "100%" in bar["text"], f"bar not at 100%: {bar}"
+        assert steps and steps.group(1) == steps.group(2), f"bar not at its last step: {bar}"
+    cell = code_cell(lesson.page, source)
+    expect(cell.locator(".widget-hprogress").first).to_be_visible()
+    lesson.shot(cell, "progress_bar")
+
+
+def slider(cell, label: str):
+    """The ipywidgets slider labelled ``label`` in ``cell``."""
+    return cell.locator(".widget-slider").filter(
+        has=cell.page.locator("label.widget-label", has_text=re.compile(rf"^{label}$"))
+    )
+
+
+def picture(cell):
+    img = cell.locator("img.widget-image")
+    expect(img).to_be_visible()
+    return wait_until("the widget's picture to load", lambda: image_digest(img), REDRAW_TIMEOUT)
+
+
+def widget_message(cell) -> str:
+    """The explorer's message line (the last HTML widget): a redraw error shows there."""
+    return cell.locator(".widget-html-content").last.inner_text()
+
+
+def wait_for_new_picture(cell, old: str, what: str) -> str:
+    img = cell.locator("img.widget-image")
+    try:
+        return wait_until(
+            f"the picture to change after {what}",
+            lambda: (d := image_digest(img)) and d != old and d,
+            REDRAW_TIMEOUT,
+        )
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; widget message: {widget_message(cell)!r}") from None
+
+
+def press(handle, key: str, times: int = 1) -> None:
+    handle.focus()
+    for _ in range(times):
+        handle.press(key)
+
+
+def drag(page, handle, dx: float) -> None:
+    """Drag a slider handle by ``dx`` pixels with the mouse."""
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=10)
+    page.mouse.up()
+
+
+def value_of(handle) -> float:
+    return float(handle.get_attribute("aria-valuenow"))
+
+
+# --- the lessons ---------------------------------------------------------------------------------
+
+
+def test_server_keeps_token_auth_on(lab):
+    assert lab.status_without_token("/api/kernels") == 403
+    assert lab.api("GET", "/api/kernels") == []
+
+
+@pytest.fixture(scope="class")
+def lesson03(request, lab, browser, artifacts):
+    return open_and_run(request, lab, browser, artifacts, "03_planar_and_radial")
+
+
+@pytest.fixture(scope="class")
+def lesson04(request, lab, browser, artifacts):
+    return open_and_run(request, lab, browser, artifacts, "04_coupling_flows")
+
+
+class TestLesson03PlanarAndRadial:
+    @pytest.fixture
+    def lesson(self, lesson03):
+        return lesson03
+
+    def test_every_cell_runs_without_an_error(self, lesson, lab):
+        check_every_cell_ran_without_error(lesson, lab)
+
+    @pytest.mark.parametrize(
+        ("source", "labels"),
+        [
+            ("widgets.planar_explorer()", ["u1", "u2", "w1", "w2", "b"]),
+            ("widgets.radial_explorer()", ["z0_1", "z0_2", "alpha", "beta"]),
+            ("widgets.layer_stepper(planar_u1", ["layer k"]),
+        ],
+        ids=["planar_explorer", "radial_explorer", "layer_stepper"],
+    )
+    def test_explorer_renders(self, lesson, source, labels):
+        cell = code_cell(lesson.page, source)
+        sliders = cell.locator(".widget-slider")
+        expect(sliders).to_have_count(len(labels))
+        for label in labels:
+            expect(slider(cell, label).locator(".noUi-handle")).to_be_visible()
+        assert picture(cell).split(":")[2] != "0x0"
+        assert widget_message(cell) == ""
+        lesson.shot(cell, source.split(".")[-1].split("(")[0])
+
+    def test_keyboard_on_a_planar_slider_changes_the_picture(self, lesson):
+        cell = code_cell(lesson.page, "widgets.planar_explorer()")
+        handle = slider(cell, "w1").locator(".noUi-handle")
+        before, info = picture(cell), cell.locator(".widget-html-content").first.inner_text()
+        start = value_of(handle)
+        press(handle, "ArrowRight", 4)
+        wait_until("the w1 slider to move", lambda: value_of(handle) != start, 10)
+        wait_for_new_picture(cell, before, "ArrowRight x4 on the w1 slider")
+        assert value_of(handle) == pytest.approx(start + 0.2)
+        # the text under the picture follows too: the kernel redrew with the new value
+        expect(cell.locator(".widget-html-content").first).not_to_have_text(info)
+        assert widget_message(cell) == ""
+        lesson.shot(cell, "planar_explorer_after_keyboard")
+
+    def test_mouse_on_a_radial_slider_changes_the_picture(self, lesson):
+        cell = code_cell(lesson.page, "widgets.radial_explorer()")
+        handle = slider(cell, "beta").locator(".noUi-handle")
+        before, start = picture(cell), value_of(handle)
+        drag(lesson.page, handle, -50)
+        wait_until("the beta slider to move", lambda: value_of(handle) < start - 0.5, 10)
+        wait_for_new_picture(cell, before, "dragging the beta slider")
+        assert widget_message(cell) == ""
+        lesson.shot(cell, "radial_explorer_after_mouse")
+
+    def test_layer_stepper_shows_the_last_layer(self, lesson):
+        cell = code_cell(lesson.page, "widgets.layer_stepper(planar_u1")
+        handle = slider(cell, "layer k").locator(".noUi-handle")
+        before = picture(cell)
+        press(handle, "End")
+        wait_until("the layer slider to reach k = 16", lambda: value_of(handle) == 16, 10)
+        wait_for_new_picture(cell, before, "End on the layer slider")
+        lesson.shot(cell, "layer_stepper_after_keyboard")
+
+    def test_training_progress_bar_reaches_100_percent(self, lesson):
+        check_progress_bars(lesson, "hist_greedy = nf.fit_reverse_kl(")
+
+
+class TestLesson04Coupling:
+    @pytest.fixture
+    def lesson(self, lesson04):
+        return lesson04
+
+    def test_every_cell_runs_without_an_error(self, lesson, lab):
+        check_every_cell_ran_without_error(lesson, lab)
+
+    def test_layer_stepper_follows_its_slider(self, lesson):
+        cell = code_cell(lesson.page, "layer_stepper(flow, n=2000")
+        handle = slider(cell, "layer k").locator(".noUi-handle")
+        expect(handle).to_be_visible()
+        assert widget_message(cell) == ""
+        first = picture(cell)
+        assert value_of(handle) == 0
+        lesson.shot(cell, "layer_stepper_k0")
+        drag(lesson.page, handle, 400)  # past the end of the track: the last layer
+        wait_until("the layer slider to move", lambda: value_of(handle) > 0, 10)
+        wait_for_new_picture(cell, first, "dragging the layer slider")
+        lesson.shot(cell, f"layer_stepper_k{value_of(handle):.0f}_after_mouse")
+        press(handle, "Home")  # back to k = 0: the very same picture as at first
+        wait_until("the layer slider to reach k = 0", lambda: value_of(handle) == 0, 10)
+        wait_until("the k = 0 picture to come back",
+                   lambda: image_digest(cell.locator("img.widget-image")) == first, REDRAW_TIMEOUT)
+
+    def test_training_progress_bars_reach_100_percent(self, lesson):
+        check_progress_bars(lesson, "histories[name, kind] = nf.fit(")

@@ -21,8 +21,15 @@ from pathlib import Path
 
 import nbformat
 
-from .check import MIME
-from .exercises import HEADER, backup, generate, make_exercise_notebook, stale
+from .check import MIME, Result
+from .exercises import (
+    HEADER,
+    backup,
+    generate,
+    learner_changed,
+    make_exercise_notebook,
+    stale,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,9 +148,7 @@ def format_report(report: Report) -> str:
         if result is None:
             lines.append(f"  ·  {label} not reached: the notebook stopped before its check ran")
         else:
-            icon = {"passed": "✅", "not done": "⏳", "failed": "❌"}[result["status"]]
-            hint = f" Hint: {result['hint']}" if result.get("hint") else ""
-            lines.append(f"  {icon} {label} {result['status']}: {result['message']}{hint}")
+            lines.append(f"  {Result(**result).line}")
     if not report.exercises:
         lines.append("  (this notebook has no exercises)")
     lines += [f"  ⚠ error in {e}" for e in report.errors]
@@ -224,7 +229,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
         return 2
     target = root / "notebooks" / solution.name
     note = ""
-    if target.exists():
+    if target.exists() and learner_changed(target):
         note = f"; your version was kept as {backup(target)}"
     target.parent.mkdir(exist_ok=True)
     target.write_text(nbformat.writes(make_exercise_notebook(solution)) + "\n")

@@ -55,3 +55,11 @@ def test_doctor_notes_untested_versions(monkeypatch):
     monkeypatch.setitem(doctor.TESTED, "numpy", "0.1")
     notes = [f for f in doctor.check_packages() if f.status == "note"]
     assert any("numpy" in f.what and "tested with 0.1" in f.what for f in notes)
+
+
+def test_reset_of_an_untouched_notebook_makes_no_copy(tmp_path, capsys):
+    lesson(tmp_path)
+    exercises.generate(tmp_path / "solutions", tmp_path / "notebooks")
+    assert main(["reset", "07", "--root", str(tmp_path)]) == 0
+    assert not (tmp_path / "notebooks" / ".backups").exists()
+    assert "kept" not in capsys.readouterr().out

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 
 MIME = "application/vnd.nfcourse.check+json"
 ICONS = {"passed": "✅", "not done": "⏳", "failed": "❌"}
+SAYS = {"passed": "passed", "not done": "not done yet", "failed": "failed"}
 
 
 class CheckFailed(AssertionError):
@@ -57,7 +58,7 @@ class Result:
 
     @property
     def line(self) -> str:
-        text = f"{ICONS[self.status]} {self.exercise} {self.status}: {self.message}"
+        text = f"{ICONS[self.status]} {self.exercise} {SAYS[self.status]}: {self.message}"
         return f"{text} Hint: {self.hint}" if self.hint else text
 
     def __repr__(self) -> str:
@@ -115,9 +116,8 @@ def exercise(label: str) -> Callable:
                     result = Result(
                         label,
                         "not done",
-                        "not done yet: replace the "
-                        "`raise NotImplementedError` with your code, then run "
-                        "the cell and this check again.",
+                        "replace the `raise NotImplementedError` with your code, "
+                        "run that cell, then this check again.",
                     )
                 else:
                     where = traceback.extract_tb(error.__traceback__)[-1]

@@ -59,3 +59,14 @@ def test_every_exercise_is_followed_by_its_check(path):
             nxt = cells[i + 1].source if i + 1 < len(cells) else ""
             assert re.search(r"\bcheck\.\w+\(", nxt), f"no check cell after {match.group(0)}"
     assert 'NotImplementedError("Exercise' not in "".join(c.source for c in cells)
+
+
+def test_each_lesson_has_its_picture_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for path in SOLUTIONS:
+        cells = nbformat.read(path, as_version=4).cells
+        tagged = [c for c in cells if "lesson-picture" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: tag one plotting cell 'lesson-picture'"
+        picture = f"docs/figures/lesson-{path.name[:2]}.png"
+        assert (ROOT / picture).is_file(), f"run `python docs/lesson_pictures.py` ({picture})"
+        assert picture in readme

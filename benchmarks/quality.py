@@ -21,16 +21,8 @@ from nfcourse import datasets
 
 from . import models
 
-# Known entropy (4 + rings) and no known density (pinwheel, spirals).
-DATASETS = (
-    "moons",
-    "eight_gaussians",
-    "checkerboard",
-    "gaussian_mixture",
-    "rings",
-    "pinwheel",
-    "two_spirals",
-)
+# Every dataset of the package: those with a known entropy, then pinwheel and two spirals.
+DATASETS = tuple(datasets.names())
 MODELS = (
     "nfcourse:RealNVP",
     "nfcourse:MAF",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from . import lesson_times, models, quality, report, speed, vi
+from . import ablation, lesson_times, models, quality, report, speed, vi
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_THREADS = 1
@@ -33,6 +33,7 @@ TRAIN_THREADS = 1
 BUDGETS = {
     "full": {
         "quality": quality.QualityConfig(),
+        "ablation": ablation.AblationConfig(),
         "speed": speed.SpeedConfig(),
         "vi": vi.VIConfig(),
         "lessons": {"folder": "solutions", "runs": 3},
@@ -41,6 +42,7 @@ BUDGETS = {
         "quality": quality.QualityConfig(
             datasets=("moons", "rings"), seeds=(0,), steps=5, n_train=512, n_test=1000
         ),
+        "ablation": ablation.AblationConfig(datasets=("moons",)),
         "speed": speed.SpeedConfig(dims=(2,), threads=(1,), repeats=2, min_time=0.0),
         "vi": vi.VIConfig(
             layers=(2,),
@@ -123,8 +125,12 @@ def _configs(args: argparse.Namespace) -> tuple[dict, list[str]]:
         lessons["folder"] = args.notebooks
     if pick("lesson-runs", args.lesson_runs):
         lessons["runs"] = args.lesson_runs
+    a = base["ablation"]
+    if args.datasets:
+        a = replace(a, datasets=tuple(args.datasets))
     configs = {
         "quality": replace(q, **{k: x for k, x in q_over.items() if x is not None}),
+        "ablation": a,
         "speed": replace(s, **{k: x for k, x in s_over.items() if x is not None}),
         "vi": replace(v, **{k: x for k, x in v_over.items() if x is not None}),
         "lessons": lessons,
@@ -223,6 +229,14 @@ def _run_sections(
         _log(f"benchmarks: {section} ...")
         if section == "quality":
             results["quality"] = {"config": asdict(cfg), "rows": quality.run(cfg, used, _log)}
+        elif section == "ablation":
+            rows = ablation.run(
+                cfg, configs["quality"], results.get("quality", {}).get("rows", ()), _log
+            )
+            results["ablation"] = {
+                "config": {**asdict(cfg), "quality": asdict(configs["quality"])},
+                "rows": rows,
+            }
         elif section == "speed":
             results["speed"] = {"config": asdict(cfg), "rows": speed.run(cfg, used, _log)}
         elif section == "vi":

@@ -93,7 +93,9 @@ class MADE(nn.Module):
 
     The output is ``params`` consecutive blocks of ``D`` (so
     ``shift, log_scale = made(x).chunk(2, dim=-1)``), entry ``i`` of each block
-    belonging to coordinate ``i``. The output layer starts at zero. For
+    belonging to coordinate ``i``. All layers keep PyTorch's default (random)
+    initialization, so a new MAF layer is a random map near the identity (see
+    :func:`~nfcourse.coupling.mlp` for why not exactly the identity). For
     D = 1 the output depends on no input: it is a learned constant.
 
     Attributes:
@@ -128,8 +130,6 @@ class MADE(nn.Module):
         for mask in masks:
             layers += [MaskedLinear(mask), nn.ReLU()]
         self.net = nn.Sequential(*layers[:-1])
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
 
     @property
     def degrees(self) -> list[Tensor]:
@@ -160,8 +160,9 @@ class MAF(Layer):
     """Masked autoregressive flow: ``x_i = z_i * exp(s_i(x_<i)) + m_i(x_<i)``.
 
     ``x_<i`` are the coordinates of smaller degree in ``order``; ``m`` and ``s``
-    come from one :class:`MADE` (``s`` soft-clamped to ``(-scale_bound, scale_bound)``,
-    see :class:`~nfcourse.coupling.AffineCoupling`). The Jacobian is triangular
+    come from one :class:`MADE` (``s`` soft-clamped to ``(-scale_bound, scale_bound)``
+    and ``m`` given in units of the scale, ``m = h_m exp(s)``, as in
+    :func:`~nfcourse.coupling.shift_log_scale`). The Jacobian is triangular
     in degree order with diagonal ``exp(s_i)``, so ``ladj = sum_i s_i``;
     ``exp(s) > 0`` makes the layer invertible.
 
@@ -179,7 +180,7 @@ class MAF(Layer):
     so that every coordinate conditions on every other.
 
     Args:
-        net: optional module ``(*, D) -> (*, 2D)`` (shift block, then raw
+        net: optional module ``(*, D) -> (*, 2D)`` (raw shift block, then raw
             log-scale block) used instead of a new :class:`MADE` (``hidden``
             and ``order`` are then ignored); it is stored as ``self.made``. It
             must be autoregressive in some order, which MAF does not check

@@ -614,13 +614,13 @@ class CouplingTransform(_VectorTransform):
 
     ``mask`` (shape ``(D,)``, 0/1): coordinates ``a`` (mask 1) pass through and
     are the input of ``transform_net``; it returns, for the ``D_b`` coordinates
-    ``b`` (mask 0), a shift ``t`` then a raw log-scale: ``(*, D_a) -> (*, 2 D_b)``
+    ``b`` (mask 0), a raw shift then a raw log-scale: ``(*, D_a) -> (*, 2 D_b)``
     (for mask ``[1, 0]``: ``Linear(1, ...) ... Linear(..., 2)``). The Jacobian is
     triangular with diagonal ``exp(s)``: ``ladj = sum_b s(z_a)``. Both directions
     cost one pass of the network (the inverse sees ``x_a = z_a``). The raw
     log-scale is soft-clamped, ``s = B tanh(raw / B)`` with ``B = scale_bound``
-    (default 3), as in :class:`~nfcourse.coupling.AffineCoupling`, which this wraps
-    (``self.layer``).
+    (default 2), and ``t`` is the raw shift times ``exp(s)``, as in
+    :class:`~nfcourse.coupling.AffineCoupling`, which this wraps (``self.layer``).
 
     Fixes errata 6: the seed's ``transform_net=lambda x: nn.Sequential(...)(x)``
     builds a new random network at every call (neither invertible nor
@@ -703,7 +703,8 @@ def _net_dim(net: object) -> int | None:
 def _randomized(net: nn.Module, seed: int = 0) -> nn.Module:
     """A copy of ``net`` with every trainable parameter redrawn: its structure, not its values.
 
-    A zero-initialized output layer (MADE's, mlp's) hides every dependence; and
+    A zero-initialized output layer (a learner's network may have one) hides every
+    dependence; and
     what training may change is what must keep the autoregressive structure.
     """
     try:
@@ -789,17 +790,16 @@ def check_autoregressive(net: nn.Module, dim: int, where: str = "check_autoregre
             "formula is wrong and the sampling loop does not invert the map (errata 7). A "
             "plain MLP never qualifies: masks must cut the forbidden connections (MADE). "
             + _write_instead(f"T.AutoregressiveTransform(transform_net={_made_code(dim)})")
-            + " MADE's output layer starts at zero, so the layer starts as the identity "
-            "until trained."
         )
 
 
 class AutoregressiveTransform(_VectorTransform):
     """Affine autoregressive (MAF) layer ``x_i = z_i * exp(s_i(x_<i)) + m_i(x_<i)``.
 
-    ``transform_net`` maps ``(*, D) -> (*, 2D)``: the shifts ``m`` then the raw
-    log-scales (soft-clamped to ``(-scale_bound, scale_bound)`` as in
-    :class:`~nfcourse.autoregressive.MAF`, which this wraps as ``self.layer``),
+    ``transform_net`` maps ``(*, D) -> (*, 2D)``: the raw shifts then the raw
+    log-scales (``s`` soft-clamped to ``(-scale_bound, scale_bound)``, ``m`` = raw
+    shift times ``exp(s)``, as in :class:`~nfcourse.autoregressive.MAF`, which this
+    wraps as ``self.layer``),
     entry ``i`` of each block depending only on coordinates before ``i`` in one
     fixed order, e.g. ``MADE(D, hidden=(16,))`` (re-exported here as ``T.MADE``).
     The Jacobian is then triangular with diagonal ``exp(s)``: ``ladj = sum_i s_i``.

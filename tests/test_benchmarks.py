@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as bench  # noqa: E402
-from benchmarks import models, report  # noqa: E402
+from benchmarks import ablation, models, report  # noqa: E402
 
 OTHERS = ("zuko", "nflows")
 
@@ -65,6 +65,10 @@ def test_whole_suite_smoke(tmp_path, tiny_lessons):
             assert f"nfcourse / {lib}" in speed
         else:
             assert f"**{lib} missing**" in page
+    what_mattered = _section(page, "ablation")
+    for name in ("RealNVP", "MAF"):
+        for variant in ablation.VARIANTS:
+            assert f"| {name} | {variant} |" in what_mattered, (name, variant)
     assert "| nfcourse planar K=2 |" in _section(page, "vi")
     assert "| 00_tiny.ipynb |" in _section(page, "lessons")
     assert "Not run in this run" not in page
@@ -93,3 +97,21 @@ def test_libraries_flag(tmp_path, tiny_lessons):
         assert f"**{lib} missing**: not selected" in page
         assert f"{lib} (ms)" not in page
     assert "nfcourse (ms)" in page
+
+
+@pytest.mark.parametrize("name", ["RealNVP", "MAF"])
+def test_ablation_variants_revert_exactly_one_default(name):
+    """Same seed: "defaults" is nfcourse's own flow; every other variant is a different flow."""
+    import torch
+
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    reference = models.build("nfcourse", name, 2, 3, (16, 16), seed=7).log_prob(x)
+    for variant in ablation.VARIANTS:
+        model = ablation.build(name, variant, 3, (16, 16), seed=7)
+        log_prob = model.log_prob(x)
+        z, _ = model.module.transform.inverse(x)
+        assert torch.allclose(model.module.transform(z)[0], x, atol=1e-5), variant
+        if variant == "defaults":
+            assert torch.equal(log_prob, reference)
+        else:
+            assert (log_prob - reference).abs().max() > 1e-4, variant

@@ -3,8 +3,8 @@
 Both checks drive the learner's code on inputs they choose, in float64, with
 the global random state left as it was (a check never changes what the rest of
 the notebook draws). The coupling check redraws every network weight at random
-first: a zero-initialized last layer makes a fresh layer the identity (ladj 0),
-which would hide sign and scale bugs (FlowJAX #208).
+first: a layer at or near the identity (a zero-initialized last layer, or small
+weights) has ladj close to 0, which would hide sign and scale bugs (FlowJAX #208).
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""What made the difference: nfcourse's RealNVP and MAF with one default reverted at a time.
+
+Three defaults of :mod:`nfcourse.coupling` and :mod:`nfcourse.autoregressive` decide how
+well a flow trains at a fixed budget, and each was chosen by this comparison:
+
+- the conditioner keeps PyTorch's default (random) initialization; reverting it zeroes
+  the network's last layer, so that every new layer is exactly the identity;
+- the network gives the shift in units of the scale, ``t = h_t exp(s)``
+  (:func:`nfcourse.coupling.shift_log_scale`); reverting it uses ``t = h_t`` as is;
+- the log-scale is soft-clamped at 2; reverting it clamps at 3.
+
+Every variant is trained by :func:`benchmarks.quality.train` with the quality section's
+budget, data and seeds, so a variant's row differs from the defaults' row by that one
+choice only ("defaults" rows are taken from the quality section when it ran).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+import nfcourse
+from nfcourse import datasets
+from nfcourse.coupling import AffineCoupling, alternating_mask
+from nfcourse.elementwise import affine_forward, affine_inverse, soft_clamp
+
+from . import models, quality
+
+# name -> what is reverted; "defaults" reverts nothing
+VARIANTS = {
+    "defaults": {},
+    "zero-initialized last layer": {"zero_init": True},
+    "shift not in units of the scale": {"plain_shift": True},
+    "log-scale bound 3": {"bound": 3.0},
+    "all three (the defaults before)": {"zero_init": True, "plain_shift": True, "bound": 3.0},
+}
+
+
+@dataclass
+class AblationConfig:
+    """The variants and datasets; the budget is the quality section's."""
+
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    models: tuple[str, ...] = ("RealNVP", "MAF")
+    datasets: tuple[str, ...] = ("moons", "eight_gaussians", "checkerboard")
+
+
+def _plain(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    h_t, h_s = h.chunk(2, dim=-1)
+    return h_t, soft_clamp(h_s, bound)
+
+
+class _PlainShiftCoupling(AffineCoupling):
+    """An affine coupling whose network's shift is used as is: ``t = h_t``."""
+
+    def _transform(self, z_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_forward(z_b, *_plain(h, self.scale_bound))
+
+    def _untransform(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_inverse(x_b, *_plain(h, self.scale_bound))
+
+
+class _PlainShiftMAF(nfcourse.MAF):
+    """A MAF layer whose network's shift is used as is: ``m = h_m``."""
+
+    def _shift_log_scale(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return _plain(self.made(x), self.scale_bound)
+
+
+def build(name: str, variant: str, layers: int, hidden: tuple[int, ...], seed: int):
+    """nfcourse's ``name`` flow (2-D) with ``variant``'s defaults reverted, as a Model."""
+    revert = VARIANTS[variant]
+    torch.manual_seed(seed)
+    if not revert.get("plain_shift"):
+        model = models.build("nfcourse", name, 2, layers, hidden)
+        flow = model.module
+    else:  # the builders' structure with the other layer class
+        if name == "RealNVP":
+            stack = [_PlainShiftCoupling(alternating_mask(2, i % 2), hidden) for i in range(layers)]
+        else:
+            stack = [_PlainShiftMAF(2, hidden)]
+            for _ in range(layers - 1):
+                stack += [nfcourse.Reverse(2), _PlainShiftMAF(2, hidden)]
+        flow = nfcourse.Flow(stack)
+        model = models._nfcourse_model(name, "", flow)
+    for layer in flow.transform.layers:
+        if isinstance(layer, (AffineCoupling, nfcourse.MAF)):
+            if "bound" in revert:
+                layer.scale_bound = revert["bound"]
+            if revert.get("zero_init"):
+                net = layer.net if isinstance(layer, AffineCoupling) else layer.made.net
+                last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+    return model
+
+
+def run(cfg: AblationConfig, qcfg: quality.QualityConfig, quality_rows=(), log=print) -> list:
+    """Train every (dataset, seed, model, variant); rows as the quality section's plus ``variant``.
+
+    The "defaults" rows are copied from ``quality_rows`` (nfcourse rows of the same dataset,
+    seed and model) when there, else trained.
+    """
+    known = {
+        (r["dataset"], r["seed"], r["model"]): r for r in quality_rows if r["library"] == "nfcourse"
+    }
+    rows = []
+    for ds_name in cfg.datasets:
+        ds = datasets.get(ds_name)
+        entropy = ds.entropy()
+        for seed in qcfg.seeds:
+            train_x = ds.sample(qcfg.n_train, seed=qcfg.data_seed + seed)
+            test_x = ds.sample(qcfg.n_test, seed=qcfg.test_seed + seed)
+            for name in cfg.models:
+                for variant in cfg.variants:
+                    if variant == "defaults" and (ds_name, seed, name) in known:
+                        row = dict(known[ds_name, seed, name], variant=variant)
+                        rows.append(row)
+                        continue
+                    model = build(name, variant, qcfg.layers, tuple(qcfg.hidden), seed)
+                    result = quality.train(model, train_x, qcfg, seed)
+                    ok = result["diverged_at"] is None
+                    nll = quality.held_out_nll(model, test_x) if ok else math.nan
+                    rows.append(
+                        {
+                            "dataset": ds_name,
+                            "model": name,
+                            "variant": variant,
+                            "seed": seed,
+                            "nll": nll,
+                            "gap": nll - entropy if entropy is not None else None,
+                            "diverged_at": result["diverged_at"],
+                        }
+                    )
+                    log(f"ablation {ds_name:16s} {name:8s} {variant:32s} seed {seed}: "
+                        f"gap {rows[-1]['gap']:.3f}")
+    return rows

@@ -43,6 +43,23 @@ def test_environment_yml_matches_pyproject():
     assert "-e ." in pip_section
 
 
+def test_binder_environment_matches_the_root_one():
+    """Binder reads .binder/: the same packages, an exact Python, the course installed by postBuild."""
+    root = yaml.safe_load((ROOT / "environment.yml").read_text())
+    binder = yaml.safe_load((ROOT / ".binder" / "environment.yml").read_text())
+    assert binder["channels"] == root["channels"]
+    root_deps = dict(_split(s) for s in root["dependencies"] if isinstance(s, str))
+    binder_deps = dict(_split(s) for s in binder["dependencies"] if isinstance(s, str))
+    assert re.fullmatch(r"=3\.1[0-9]", binder_deps.pop("python"))  # repo2docker: exact version
+    root_deps.pop("python")
+    assert binder_deps == root_deps
+    # repo2docker installs the environment before copying the repository: no `-e .` there
+    assert not any(isinstance(d, dict) for d in binder["dependencies"])
+    post_build = ROOT / ".binder" / "postBuild"
+    assert post_build.stat().st_mode & 0o111, "postBuild must be executable"
+    assert "pip install --no-deps -e ." in post_build.read_text()
+
+
 def test_ruff_passes():
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)],

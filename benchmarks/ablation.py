@@ -5,8 +5,9 @@ well a flow trains at a fixed budget, and each was chosen by this comparison:
 
 - the conditioner keeps PyTorch's default (random) initialization; reverting it zeroes
   the network's last layer, so that every new layer is exactly the identity;
-- the network gives the shift in units of the scale, ``t = h_t exp(s)``
-  (:func:`nfcourse.coupling.shift_log_scale`); reverting it uses ``t = h_t`` as is;
+- the network's output is read in the normalizing direction, ``z = x exp(r) + q``
+  (:func:`nfcourse.coupling.net_affine_inverse`, the RealNVP paper's form); reverting it
+  reads it as ``t, s`` of the generative ``x = z exp(s) + t``, as exercise 4.1 does;
 - the log-scale is soft-clamped at 2; reverting it clamps at 3.
 
 Every variant is trained by :func:`benchmarks.quality.train` with the quality section's
@@ -33,7 +34,7 @@ from . import models, quality
 VARIANTS = {
     "defaults": {},
     "zero-initialized last layer": {"zero_init": True},
-    "shift not in units of the scale": {"plain_shift": True},
+    "network read as t, s of x = z exp(s) + t": {"plain_shift": True},
     "log-scale bound 3": {"bound": 3.0},
     "all three (the defaults before)": {"zero_init": True, "plain_shift": True, "bound": 3.0},
 }
@@ -48,26 +49,26 @@ class AblationConfig:
     datasets: tuple[str, ...] = ("moons", "eight_gaussians", "checkerboard")
 
 
-def _plain(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    h_t, h_s = h.chunk(2, dim=-1)
-    return h_t, soft_clamp(h_s, bound)
+class _PlainShift:
+    """The network's output read as ``t, s`` of ``x = z exp(s) + t``: mixed into a layer."""
+
+    def _params(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        h_t, h_s = h.chunk(2, dim=-1)
+        return h_t, soft_clamp(h_s, self.scale_bound)
+
+    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_forward(z, *self._params(h))
+
+    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_inverse(x, *self._params(h))
 
 
-class _PlainShiftCoupling(AffineCoupling):
-    """An affine coupling whose network's shift is used as is: ``t = h_t``."""
-
-    def _transform(self, z_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return affine_forward(z_b, *_plain(h, self.scale_bound))
-
-    def _untransform(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return affine_inverse(x_b, *_plain(h, self.scale_bound))
+class _PlainShiftCoupling(_PlainShift, AffineCoupling):
+    pass
 
 
-class _PlainShiftMAF(nfcourse.MAF):
-    """A MAF layer whose network's shift is used as is: ``m = h_m``."""
-
-    def _shift_log_scale(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return _plain(self.made(x), self.scale_bound)
+class _PlainShiftMAF(_PlainShift, nfcourse.MAF):
+    pass
 
 
 def build(name: str, variant: str, layers: int, hidden: tuple[int, ...], seed: int):

@@ -29,8 +29,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Inverse, Layer, check_dim, check_points
-from .coupling import SCALE_BOUND, check_hidden, check_scale_bound, shift_log_scale
-from .elementwise import affine_forward, affine_inverse
+from .coupling import (
+    SCALE_BOUND,
+    check_hidden,
+    check_scale_bound,
+    net_affine_forward,
+    net_affine_inverse,
+)
 
 
 class MaskedLinear(nn.Linear):
@@ -160,9 +165,10 @@ class MAF(Layer):
     """Masked autoregressive flow: ``x_i = z_i * exp(s_i(x_<i)) + m_i(x_<i)``.
 
     ``x_<i`` are the coordinates of smaller degree in ``order``; ``m`` and ``s``
-    come from one :class:`MADE` (``s`` soft-clamped to ``(-scale_bound, scale_bound)``
-    and ``m`` given in units of the scale, ``m = h_m exp(s)``, as in
-    :func:`~nfcourse.coupling.shift_log_scale`). The Jacobian is triangular
+    come from one :class:`MADE`, whose output is read in the normalizing
+    direction, ``z = x exp(r(x)) + q(x)``, with ``r`` soft-clamped to
+    ``(-scale_bound, scale_bound)`` (:func:`~nfcourse.coupling.net_affine_inverse`;
+    so ``s = -r`` and ``m = -q exp(-r)``). The Jacobian is triangular
     in degree order with diagonal ``exp(s_i)``, so ``ladj = sum_i s_i``;
     ``exp(s) > 0`` makes the layer invertible.
 
@@ -180,7 +186,7 @@ class MAF(Layer):
     so that every coordinate conditions on every other.
 
     Args:
-        net: optional module ``(*, D) -> (*, 2D)`` (raw shift block, then raw
+        net: optional module ``(*, D) -> (*, 2D)`` (shift block, then raw
             log-scale block) used instead of a new :class:`MADE` (``hidden``
             and ``order`` are then ignored); it is stored as ``self.made``. It
             must be autoregressive in some order, which MAF does not check
@@ -211,19 +217,22 @@ class MAF(Layer):
         self.made = MADE(dim, hidden, params=2, order=order) if net is None else net
         self.scale_bound = check_scale_bound(scale_bound, "MAF")
 
-    def _shift_log_scale(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return shift_log_scale(self.made(x), self.scale_bound)
+    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return net_affine_forward(z, h, self.scale_bound)
+
+    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return net_affine_inverse(x, h, self.scale_bound)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         z = self.check(z)
         x = torch.zeros_like(z)
         for _ in range(self.dim):  # after pass k, coordinates of degree <= k are final
-            x, ladj = affine_forward(z, *self._shift_log_scale(x))
+            x, ladj = self._transform(z, self.made(x))
         return x, ladj
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = self.check(x, "x")
-        return affine_inverse(x, *self._shift_log_scale(x))
+        return self._untransform(x, self.made(x))
 
 
 class IAF(Inverse):

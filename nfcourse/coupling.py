@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import Layer
-from .elementwise import affine_forward, affine_inverse, soft_clamp
+from .elementwise import soft_clamp
 
 # Default bound of a log-scale, shared with the autoregressive layers. The
 # scale of one layer lies in (exp(-2), exp(2)) = (0.14, 7.4): symmetric, so a
@@ -97,21 +97,41 @@ def mlp(
     return nn.Sequential(*layers[:-1])  # no activation after the output layer
 
 
-def shift_log_scale(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """Turn a network output ``(*, 2K)`` into a shift ``t`` and a log-scale ``s``, each ``(*, K)``.
+def net_affine_inverse(x: Tensor, h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """The affine map a network output defines, normalizing direction: ``z = x exp(r) + q``.
 
-    ``h = (h_t, h_s)``: ``s = B tanh(h_s / B)`` (soft clamp, ``B = bound``) and
-    ``t = h_t exp(s)``: the network gives the shift *in units of the scale*.
-    The layer ``x = z exp(s) + t`` is then ``x = (z + h_t) exp(s)`` and its
-    inverse ``z = x exp(-s) - h_t``: in the normalizing direction, the one
-    maximum likelihood trains, the network's shift is added as is instead of
-    being divided by the scale (the form of the RealNVP paper,
-    ``y = x exp(s) + t`` from data to noise). Same layers, same log-det, better
-    conditioned gradients: it trains better at equal budget (docs/benchmarks.md).
+    ``h = (q, raw)`` of shape ``(*, 2K)`` (a shift block, then a log-scale block);
+    ``r = B tanh(raw / B)`` is soft-clamped (``B = bound``); ``x`` is ``(*, K)``;
+    ``ladj = sum(r)``. The network's outputs enter the direction that maximum
+    likelihood trains as they are: the RealNVP paper's own form, ``y = x exp(s) + t``
+    from data to noise. In the lessons' generative notation ``x = z exp(s) + t``
+    this is ``s = -r`` and ``t = -q exp(-r)`` (:func:`shift_log_scale`): the same
+    maps, but reading ``s`` and ``t`` straight off the network trains slower at
+    equal budget, because the shift's effect in the training direction,
+    ``z = (x - t) exp(-s)``, is then scaled by what the same step changes
+    (docs/benchmarks.md, "What made the difference").
     """
-    h_t, h_s = h.chunk(2, dim=-1)
-    log_scale = soft_clamp(h_s, bound)
-    return h_t * log_scale.exp(), log_scale
+    q, raw = h.chunk(2, dim=-1)
+    r = soft_clamp(raw, bound)
+    return x * r.exp() + q, r.sum(-1)
+
+
+def net_affine_forward(z: Tensor, h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """The inverse of :func:`net_affine_inverse`: ``x = (z - q) exp(-r)``, ``ladj = -sum(r)``."""
+    q, raw = h.chunk(2, dim=-1)
+    r = soft_clamp(raw, bound)
+    return (z - q) / r.exp(), r.sum(-1).neg()
+
+
+def shift_log_scale(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """The shift ``t`` and log-scale ``s`` of ``x = z exp(s) + t`` that a network output defines.
+
+    ``h`` as in :func:`net_affine_inverse`: ``s = -r`` and ``t = -q exp(-r)``, each
+    ``(*, K)``. For reading a layer; the layers compute the map without them.
+    """
+    q, raw = h.chunk(2, dim=-1)
+    s = soft_clamp(raw, bound).neg()
+    return -q * s.exp(), s
 
 
 def check_mask(mask: object, where: str) -> Tensor:
@@ -238,19 +258,22 @@ class Coupling(Layer):
         return h
 
     def _split(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        return t[..., self._a], t[..., self._b]
+        return t.index_select(-1, self._a), t.index_select(-1, self._b)
+
+    def _merge_parts(self, t_a: Tensor, t_b: Tensor) -> Tensor:
+        return torch.cat([t_a, t_b], dim=-1).index_select(-1, self._merge)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         z = self.check(z)
         z_a, z_b = self._split(z)
         x_b, ladj = self._transform(z_b, self._conditioner(z_a))
-        return torch.cat([z_a, x_b], dim=-1)[..., self._merge], ladj
+        return self._merge_parts(z_a, x_b), ladj
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = self.check(x, "x")
         x_a, x_b = self._split(x)
         z_b, ladj = self._untransform(x_b, self._conditioner(x_a))
-        return torch.cat([x_a, z_b], dim=-1)[..., self._merge], ladj
+        return self._merge_parts(x_a, z_b), ladj
 
     def _transform(self, z_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
         raise NotImplementedError
@@ -289,11 +312,12 @@ class AffineCoupling(Coupling):
     ``z_b = (x_b - t(x_a)) * exp(-s(x_a))``, ``ladj = -sum_b s(x_a)``. Each
     direction costs one evaluation of the network.
 
-    ``net`` maps ``(*, D_a) -> (*, 2 * D_b)``: a raw shift then a raw
-    log-scale (see :func:`shift_log_scale`: ``t`` is the raw shift times
-    ``exp(s)``). The log-scale is soft-clamped, ``s = B tanh(raw / B)`` with
-    ``B = scale_bound`` (default 2: one layer scales by a factor in
-    ``(0.14, 7.4)``). Near 0 the clamp is the identity; it only stops a single
+    ``net`` maps ``(*, D_a) -> (*, 2 * D_b)``: a shift block ``q`` then a
+    log-scale block, read in the normalizing direction as the paper writes it,
+    ``z_b = x_b * exp(r(x_a)) + q(x_a)`` (:func:`net_affine_inverse`; so
+    ``s = -r`` and ``t = -q exp(-r)`` above). The log-scale is soft-clamped,
+    ``r = B tanh(raw / B)`` with ``B = scale_bound`` (default 2: one layer
+    scales by a factor in ``(0.14, 7.4)``). Near 0 the clamp is the identity; it only stops a single
     layer from exploding, which is what turns training into NaNs. It is
     symmetric, so the layer can expand as well as contract, and stacked layers
     reach any scale (unlike nflows' ``sigmoid(raw) + 1e-3`` in ``(0.001, 1.001)``,
@@ -316,7 +340,7 @@ class AffineCoupling(Coupling):
         self.scale_bound = check_scale_bound(scale_bound, "AffineCoupling")
 
     def _transform(self, z_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return affine_forward(z_b, *shift_log_scale(h, self.scale_bound))
+        return net_affine_forward(z_b, h, self.scale_bound)
 
     def _untransform(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return affine_inverse(x_b, *shift_log_scale(h, self.scale_bound))
+        return net_affine_inverse(x_b, h, self.scale_bound)

@@ -614,13 +614,13 @@ class CouplingTransform(_VectorTransform):
 
     ``mask`` (shape ``(D,)``, 0/1): coordinates ``a`` (mask 1) pass through and
     are the input of ``transform_net``; it returns, for the ``D_b`` coordinates
-    ``b`` (mask 0), a raw shift then a raw log-scale: ``(*, D_a) -> (*, 2 D_b)``
+    ``b`` (mask 0), a shift block then a log-scale block: ``(*, D_a) -> (*, 2 D_b)``
     (for mask ``[1, 0]``: ``Linear(1, ...) ... Linear(..., 2)``). The Jacobian is
     triangular with diagonal ``exp(s)``: ``ladj = sum_b s(z_a)``. Both directions
-    cost one pass of the network (the inverse sees ``x_a = z_a``). The raw
-    log-scale is soft-clamped, ``s = B tanh(raw / B)`` with ``B = scale_bound``
-    (default 2), and ``t`` is the raw shift times ``exp(s)``, as in
-    :class:`~nfcourse.coupling.AffineCoupling`, which this wraps (``self.layer``).
+    cost one pass of the network (the inverse sees ``x_a = z_a``). The network's
+    output is read as in :class:`~nfcourse.coupling.AffineCoupling`, which this
+    wraps (``self.layer``): normalizing direction ``z_b = x_b exp(r) + q``, log-scale
+    soft-clamped, ``r = B tanh(raw / B)`` with ``B = scale_bound`` (default 2).
 
     Fixes errata 6: the seed's ``transform_net=lambda x: nn.Sequential(...)(x)``
     builds a new random network at every call (neither invertible nor
@@ -796,10 +796,9 @@ def check_autoregressive(net: nn.Module, dim: int, where: str = "check_autoregre
 class AutoregressiveTransform(_VectorTransform):
     """Affine autoregressive (MAF) layer ``x_i = z_i * exp(s_i(x_<i)) + m_i(x_<i)``.
 
-    ``transform_net`` maps ``(*, D) -> (*, 2D)``: the raw shifts then the raw
-    log-scales (``s`` soft-clamped to ``(-scale_bound, scale_bound)``, ``m`` = raw
-    shift times ``exp(s)``, as in :class:`~nfcourse.autoregressive.MAF`, which this
-    wraps as ``self.layer``),
+    ``transform_net`` maps ``(*, D) -> (*, 2D)``: a shift block then a log-scale
+    block, read as in :class:`~nfcourse.autoregressive.MAF`, which this wraps as
+    ``self.layer``,
     entry ``i`` of each block depending only on coordinates before ``i`` in one
     fixed order, e.g. ``MADE(D, hidden=(16,))`` (re-exported here as ``T.MADE``).
     The Jacobian is then triangular with diagonal ``exp(s)``: ``ladj = sum_i s_i``.

@@ -23,6 +23,16 @@ from benchmarks import ablation, models, report  # noqa: E402
 OTHERS = ("zuko", "nflows")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _keep_torch_validation():
+    """Importing zuko turns off torch.distributions' argument checks for the whole process."""
+    import torch
+
+    before = torch.distributions.Distribution._validate_args
+    yield
+    torch.distributions.Distribution._validate_args = before
+
+
 @pytest.fixture(scope="module")
 def tiny_lessons(tmp_path_factory):
     """A folder with one one-cell lesson notebook (the real ones take minutes)."""

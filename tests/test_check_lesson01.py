@@ -75,7 +75,8 @@ EXP_MISTAKES = {
     "no constant": (_inside(lambda x: -0.5 * x.log() ** 2 - x.log()), "normalizing constant"),
     "nan at x <= 0": (lambda x: log_normal_z(x.log()) - x.log(), "NaN"),
     "raises at x <= 0": (
-        lambda x: torch.distributions.LogNormal(0.0, 1.0).log_prob(x), "Return -inf there"
+        lambda x: torch.distributions.LogNormal(0.0, 1.0, validate_args=True).log_prob(x),
+        "Return -inf there",
     ),
     "zero instead of -inf": (
         lambda x: torch.where(x > 0, exp_reference(x), torch.zeros_like(x)), "must be -inf"

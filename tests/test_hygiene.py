@@ -44,7 +44,7 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_binder_environment_matches_the_root_one():
-    """Binder reads .binder/: the same packages, an exact Python, the course installed by postBuild."""
+    """Binder reads .binder/: the same packages, an exact Python, postBuild installs the course."""
     root = yaml.safe_load((ROOT / "environment.yml").read_text())
     binder = yaml.safe_load((ROOT / ".binder" / "environment.yml").read_text())
     assert binder["channels"] == root["channels"]

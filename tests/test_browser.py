@@ -10,6 +10,10 @@ read Idle, runs Run > Run All Cells and waits until every cell ran. Then:
 - moving a slider, by keyboard and by mouse, changes the picture (the PNG bytes);
 - the training progress bars (tqdm widgets) reach 100%.
 
+And lesson 01 as a new learner meets it: exercise 1.1's check says "not done
+yet"; a wrong answer typed into the cell gets the check's hint; the right one
+passes.
+
 Screenshots go to test-artifacts/browser/. Needs Chromium (/usr/bin/chromium,
 or NFCOURSE_CHROMIUM) and the `playwright` package (dev extra); it never
 downloads a browser. Without Chromium the test skips and says how to get it.
@@ -35,6 +39,7 @@ from browser_support import (
     code_cell,
     copy_course,
     image_digest,
+    kernel_is_idle,
     run_all,
     save_notebook,
     wait_until,
@@ -364,3 +369,74 @@ class TestLesson04Coupling:
 
     def test_training_progress_bars_reach_100_percent(self, lesson):
         check_progress_bars(lesson, "histories[name, kind] = nf.fit(")
+
+
+# --- a learner's first exercise: a wrong answer, its hint, then the right one ---------------
+
+WRONG_1_1 = """import math
+
+
+def log_density_exp(x):
+    z = torch.log(x)
+    return -0.5 * z**2 - 0.5 * math.log(2 * math.pi)  # the Jacobian term forgotten
+"""
+RIGHT_1_1 = """import math
+
+
+def log_density_exp(x):
+    z = torch.log(x)
+    value = -0.5 * z**2 - 0.5 * math.log(2 * math.pi) - z
+    return torch.where(x > 0, value, torch.full_like(x, -torch.inf))
+"""
+
+
+def type_into(page, cell, source: str) -> None:
+    """Replace a cell's text as a learner would: click in it, select all, type."""
+    cell.locator(".jp-InputArea-editor .cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(source)  # one input event: no auto-indent on top of ours
+
+
+def run_cell_and_check(page, cell, check) -> str:
+    """Shift+Enter on the exercise cell, then on its check cell; the check's new verdict."""
+    before = check.locator(".jp-OutputArea-output").inner_text()
+    cell.locator(".jp-InputArea-editor .cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    check.locator(".jp-InputArea-editor .cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    wait_until(
+        "the check's verdict to change",
+        lambda: check.locator(".jp-OutputArea-output").inner_text() not in ("", before),
+        IDLE_TIMEOUT,
+    )
+    wait_until("the kernel to be Idle", lambda: kernel_is_idle(page), IDLE_TIMEOUT)
+    return check.locator(".jp-OutputArea-output").inner_text()
+
+
+class TestLearnerFirstExercise:
+    """Exercise 1.1 as a new learner meets it: not done, then a wrong answer, then right."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def lesson(cls, request, lab, browser, artifacts):
+        return open_and_run(request, lab, browser, artifacts, "01_change_of_variables")
+
+    def test_fresh_notebook_says_not_done_yet(self, lesson, lab):
+        check = code_cell(lesson.page, "check.log_density_exp(log_density_exp)")
+        verdict = check.locator(".jp-OutputArea-output").inner_text()
+        assert "Exercise 1.1 not done yet" in verdict, verdict
+        check_every_cell_ran_without_error(lesson, lab)
+
+    def test_wrong_answer_gets_its_hint_then_the_right_one_passes(self, lesson):
+        page = lesson.page
+        cell = code_cell(page, "def log_density_exp(x):")
+        check = code_cell(page, "check.log_density_exp(log_density_exp)")
+        type_into(page, cell, WRONG_1_1)
+        verdict = run_cell_and_check(page, cell, check)
+        assert "Exercise 1.1 failed" in verdict, verdict
+        assert "the Jacobian term is missing" in verdict, verdict
+        lesson.shot(check, "exercise_1_1_wrong_answer_hint")
+        type_into(page, cell, RIGHT_1_1)
+        verdict = run_cell_and_check(page, cell, check)
+        assert "Exercise 1.1 passed" in verdict, verdict
+        lesson.shot(check, "exercise_1_1_passed")

@@ -86,9 +86,10 @@ def mlp(
     Every layer keeps PyTorch's default (random) initialization, the last one
     included, so a new coupling layer is a random map close to, but not, the
     identity. Zeroing the last layer would make it exactly the identity, but
-    then the hidden layers get no gradient at the first step and learn slowly:
-    at the benchmark's budget that start cost 0.3 to 0.5 nats on the moons
-    (docs/benchmarks.md, "What made the difference").
+    then the hidden layers get no gradient at the first step and learn slowly;
+    with a network read as ``x = z exp(s) + t`` that start stalled training
+    (docs/benchmarks.md, "What made the difference"). The random start trains
+    well with either reading.
     """
     sizes = (in_features, *check_hidden(hidden, "mlp"), out_features)
     layers: list[nn.Module] = []

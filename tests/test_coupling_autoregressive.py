@@ -89,7 +89,7 @@ def test_triangular_jacobian_and_not_trivial(layer):
 
 @pytest.mark.parametrize("name", LAYER_IDS)
 def test_new_layers_start_random_not_at_the_identity(name):
-    """A zero last layer (the identity start) trains slowly: docs/benchmarks.md."""
+    """The default start is random (why: docs/benchmarks.md, "What made the difference")."""
     torch.manual_seed(0)
     layer = LAYERS[name]().double()
     z = points(3, 2, layer.dim)

@@ -167,7 +167,7 @@ def test_result_is_a_readable_value():
     assert result.line == "❌ Exercise 1.1 failed: wrong sign Hint: flip it"
 
 
-def test_cli_check_reports_each_state(tmp_path, capsys):
+def test_cli_check_reports_each_state(tmp_path, capfd):
     lesson(tmp_path)
     exercises.generate(tmp_path / "solutions", tmp_path / "notebooks")
     solved = run_notebook(tmp_path / "solutions" / "07_demo.ipynb", timeout=60)
@@ -186,7 +186,8 @@ def test_cli_check_reports_each_state(tmp_path, capsys):
     code = main(
         ["check", str(wrong), str(tmp_path / "solutions" / "07_demo.ipynb"), "--timeout", "5"]
     )
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()  # capfd: the kernels' own output too
+    assert "without encryption" not in out + err  # the kernel's warnings stay out of the report
     assert code == 1
     assert (
         "❌ Exercise 8.1 failed: double(3) returned 3 Hint: you returned the input unchanged" in out

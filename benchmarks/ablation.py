@@ -17,14 +17,12 @@ choice only ("defaults" rows are taken from the quality section when it ran).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 import nfcourse
-from nfcourse import datasets
 from nfcourse.coupling import AffineCoupling, alternating_mask
 from nfcourse.elementwise import affine_forward, affine_inverse, soft_clamp
 
@@ -109,33 +107,27 @@ def run(cfg: AblationConfig, qcfg: quality.QualityConfig, quality_rows=(), log=p
         (r["dataset"], r["seed"], r["model"]): r for r in quality_rows if r["library"] == "nfcourse"
     }
     rows = []
-    for ds_name in cfg.datasets:
-        ds = datasets.get(ds_name)
-        entropy = ds.entropy()
-        for seed in qcfg.seeds:
-            train_x = ds.sample(qcfg.n_train, seed=qcfg.data_seed + seed)
-            test_x = ds.sample(qcfg.n_test, seed=qcfg.test_seed + seed)
-            for name in cfg.models:
-                for variant in cfg.variants:
-                    if variant == "defaults" and (ds_name, seed, name) in known:
-                        row = dict(known[ds_name, seed, name], variant=variant)
-                        rows.append(row)
-                        continue
-                    model = build(name, variant, qcfg.layers, tuple(qcfg.hidden), seed)
-                    result = quality.train(model, train_x, qcfg, seed)
-                    ok = result["diverged_at"] is None
-                    nll = quality.held_out_nll(model, test_x) if ok else math.nan
-                    rows.append(
-                        {
-                            "dataset": ds_name,
-                            "model": name,
-                            "variant": variant,
-                            "seed": seed,
-                            "nll": nll,
-                            "gap": nll - entropy if entropy is not None else None,
-                            "diverged_at": result["diverged_at"],
-                        }
-                    )
-                    log(f"ablation {ds_name:16s} {name:8s} {variant:32s} seed {seed}: "
-                        f"gap {rows[-1]['gap']:.3f}")
+    for ds_name, entropy, seed, train_x, test_x in quality.splits(qcfg, cfg.datasets):
+        for name in cfg.models:
+            for variant in cfg.variants:
+                if variant == "defaults" and (ds_name, seed, name) in known:
+                    rows.append(dict(known[ds_name, seed, name], variant=variant))
+                    continue
+                model = build(name, variant, qcfg.layers, tuple(qcfg.hidden), seed)
+                result, nll = quality.fit_and_score(model, train_x, test_x, qcfg, seed)
+                rows.append(
+                    {
+                        "dataset": ds_name,
+                        "model": name,
+                        "variant": variant,
+                        "seed": seed,
+                        "nll": nll,
+                        "gap": nll - entropy if entropy is not None else None,
+                        "diverged_at": result["diverged_at"],
+                    }
+                )
+                log(
+                    f"ablation {ds_name:16s} {name:8s} {variant:32s} seed {seed}: "
+                    f"gap {rows[-1]['gap']:.3f}"
+                )
     return rows

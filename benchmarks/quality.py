@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,6 +85,26 @@ def held_out_nll(model: models.Model, data: torch.Tensor, chunk: int = 4096) -> 
     return total / data.shape[0]
 
 
+def splits(cfg: QualityConfig, names: Sequence[str]) -> Iterator[tuple]:
+    """``(dataset, entropy, seed, train_x, test_x)`` for every dataset in ``names`` and seed."""
+    for ds_name in names:
+        ds = datasets.get(ds_name)
+        entropy = ds.entropy()
+        for seed in cfg.seeds:
+            train_x = ds.sample(cfg.n_train, seed=cfg.data_seed + seed)
+            test_x = ds.sample(cfg.n_test, seed=cfg.test_seed + seed)
+            yield ds_name, entropy, seed, train_x, test_x
+
+
+def fit_and_score(
+    model: models.Model, train_x: torch.Tensor, test_x: torch.Tensor, cfg: QualityConfig, seed: int
+) -> tuple[dict, float]:
+    """:func:`train`, then the held-out NLL (NaN if training diverged)."""
+    result = train(model, train_x, cfg, seed)
+    nll = held_out_nll(model, test_x) if result["diverged_at"] is None else math.nan
+    return result, nll
+
+
 def run(cfg: QualityConfig, libraries: list[str], log=print) -> list[dict]:
     """Train every (dataset, model, seed) of ``cfg`` whose library is in ``libraries``.
 
@@ -93,35 +114,29 @@ def run(cfg: QualityConfig, libraries: list[str], log=print) -> list[dict]:
     specs = [models.parse_model(s) for s in cfg.models]
     specs = [(lib, name) for lib, name in specs if lib in libraries and models.exists(lib, name)]
     rows = []
-    for ds_name in cfg.datasets:
-        ds = datasets.get(ds_name)
-        entropy = ds.entropy()
-        for seed in cfg.seeds:
-            train_x = ds.sample(cfg.n_train, seed=cfg.data_seed + seed)
-            test_x = ds.sample(cfg.n_test, seed=cfg.test_seed + seed)
-            for lib, name in specs:
-                model = models.build(lib, name, 2, cfg.layers, cfg.hidden, seed=seed)
-                result = train(model, train_x, cfg, seed)
-                nll = held_out_nll(model, test_x) if result["diverged_at"] is None else math.nan
-                steps_done = result["diverged_at"] or cfg.steps
-                row = {
-                    "dataset": ds_name,
-                    "library": lib,
-                    "model": name,
-                    "label": model.label,
-                    "seed": seed,
-                    "nll": nll,
-                    "entropy": entropy,
-                    "gap": nll - entropy if entropy is not None else None,
-                    "params": model.parameters,
-                    "seconds": result["seconds"],
-                    "ms_per_step": 1e3 * result["seconds"] / steps_done,
-                    "diverged_at": result["diverged_at"],
-                }
-                rows.append(row)
-                log(
-                    f"quality {ds_name:16s} {model.label:18s} seed {seed}: NLL {nll:.3f}"
-                    + (f" (gap {row['gap']:.3f})" if row["gap"] is not None else "")
-                    + f", {row['ms_per_step']:.1f} ms/step"
-                )
+    for ds_name, entropy, seed, train_x, test_x in splits(cfg, cfg.datasets):
+        for lib, name in specs:
+            model = models.build(lib, name, 2, cfg.layers, cfg.hidden, seed=seed)
+            result, nll = fit_and_score(model, train_x, test_x, cfg, seed)
+            steps_done = result["diverged_at"] or cfg.steps
+            row = {
+                "dataset": ds_name,
+                "library": lib,
+                "model": name,
+                "label": model.label,
+                "seed": seed,
+                "nll": nll,
+                "entropy": entropy,
+                "gap": nll - entropy if entropy is not None else None,
+                "params": model.parameters,
+                "seconds": result["seconds"],
+                "ms_per_step": 1e3 * result["seconds"] / steps_done,
+                "diverged_at": result["diverged_at"],
+            }
+            rows.append(row)
+            log(
+                f"quality {ds_name:16s} {model.label:18s} seed {seed}: NLL {nll:.3f}"
+                + (f" (gap {row['gap']:.3f})" if row["gap"] is not None else "")
+                + f", {row['ms_per_step']:.1f} ms/step"
+            )
     return rows

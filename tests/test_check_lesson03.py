@@ -118,6 +118,14 @@ class NoBInDerivative(Planar):
         return x, torch.log(torch.abs(1 + (self.w @ self.u_hat) * self.dtanh(z @ self.w)))
 
 
+class FlatLadj(Planar):
+    """Right for a batch (N, D), wrong for points of shape (2, 3, D)."""
+
+    def forward(self, z):
+        x, ladj = super().forward(z)
+        return x, ladj.flatten()
+
+
 def test_planar_reference_passes_fast():
     start = time.perf_counter()
     result = check.planar_layer(Planar)
@@ -141,6 +149,7 @@ def test_planar_stub_is_not_done():
         (NormNotSquared, "divide by ||w||^2"),
         (RawUInMap, "not the raw u"),
         (NoBInDerivative, "you left out b"),
+        (FlatLadj, "any leading batch shape works"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )
@@ -259,6 +268,14 @@ class RSquared(Radial):
         return z + (beta / (alpha + r2))[..., None] * (z - self.z0), ladj
 
 
+class RadialFlatLadj(Radial):
+    """Right for a batch (N, D), wrong for points of shape (2, 3, D)."""
+
+    def forward(self, z):
+        x, ladj = super().forward(z)
+        return x, ladj.flatten()
+
+
 def test_radial_reference_passes_fast():
     start = time.perf_counter()
     result = check.radial_layer(Radial)
@@ -287,6 +304,7 @@ def test_radial_stub_is_not_done():
         (BetaPositiveOnly, "you left out -alpha"),
         (InverseLadjSign, "wrong sign"),
         (RSquared, "not its square"),
+        (RadialFlatLadj, "(.norm(dim=-1), [..., None])"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )

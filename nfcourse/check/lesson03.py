@@ -296,15 +296,23 @@ def _check_planar_forward(cls: type) -> None:
                 hint,
             )
         _autograd(layer, z[:3], "forward", "compare your ladj formula with your map.")
-        folded = z.reshape(2, 3, dim)
-        x2, ladj2 = _pair(layer(folded), "forward", "x")
-        if x2.shape != folded.shape or ladj2.shape != (2, 3):
-            raise Mistake(
-                f"forward on points of shape (2, 3, {dim}) returned x of shape "
-                f"{tuple(x2.shape)} and ladj of shape {tuple(ladj2.shape)}.",
-                "work on the last dimension only (z @ w, [..., None]), so that any leading batch "
-                "shape works.",
-            )
+        _check_leading_batch(
+            layer, z, "work on the last dimension only (z @ w, [..., None]), so that any leading "
+            "batch shape works."
+        )
+
+
+def _check_leading_batch(layer: nn.Module, z: Tensor, hint: str) -> None:
+    """Points of shape (2, 3, D) must give x of that shape and ladj of shape (2, 3)."""
+    dim = z.shape[-1]
+    folded = z.reshape(2, 3, dim)
+    x2, ladj2 = _pair(layer(folded), "forward", "x")
+    if x2.shape != folded.shape or ladj2.shape != (2, 3):
+        raise Mistake(
+            f"forward on points of shape (2, 3, {dim}) returned x of shape "
+            f"{tuple(x2.shape)} and ladj of shape {tuple(ladj2.shape)}.",
+            hint,
+        )
 
 
 def _check_planar_abs(cls: type) -> None:
@@ -488,14 +496,9 @@ def _check_radial_forward(cls: type) -> list[tuple[nn.Module, Tensor]]:
                 hint,
             )
         _autograd(layer, z[1:4], "forward", "compare your ladj formula with your map.")
-        folded = z.reshape(2, 3, dim)
-        x2, ladj2 = _pair(layer(folded), "forward", "x")
-        if x2.shape != folded.shape or ladj2.shape != (2, 3):
-            raise Mistake(
-                f"forward on points of shape (2, 3, {dim}) returned x of shape "
-                f"{tuple(x2.shape)} and ladj of shape {tuple(ladj2.shape)}.",
-                "work on the last dimension only (.norm(dim=-1), [..., None]).",
-            )
+        _check_leading_batch(
+            layer, z, "work on the last dimension only (.norm(dim=-1), [..., None])."
+        )
         layers.append((layer, z))
     return layers
 

@@ -47,9 +47,9 @@ from .elementwise import soft_clamp
 # layer can both contract and expand (nflows' sigmoid(s) + 1e-3 lies in
 # (0.001, 1.001) and cannot expand in the generative direction, which caps the
 # density a flow can reach). Stacking K layers reaches exp(2K), so the bound
-# limits how fast a layer can blow up, not what the flow can express. 2 rather
-# than 3 trains better at equal budget (docs/benchmarks.md, "What made the
-# difference").
+# limits how fast a layer can blow up, not what the flow can express. At equal
+# budget 2 trains as well as 3 or slightly better (docs/benchmarks.md, "What
+# made the difference").
 SCALE_BOUND = 2.0
 
 
@@ -98,6 +98,12 @@ def mlp(
     return nn.Sequential(*layers[:-1])  # no activation after the output layer
 
 
+def _read(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """``h = (q, raw)`` -> the shift ``q`` and the soft-clamped log-scale ``r``."""
+    q, raw = h.chunk(2, dim=-1)
+    return q, soft_clamp(raw, bound)
+
+
 def net_affine_inverse(x: Tensor, h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     """The affine map a network output defines, normalizing direction: ``z = x exp(r) + q``.
 
@@ -112,15 +118,13 @@ def net_affine_inverse(x: Tensor, h: Tensor, bound: float) -> tuple[Tensor, Tens
     ``z = (x - t) exp(-s)``, is then scaled by what the same step changes
     (docs/benchmarks.md, "What made the difference").
     """
-    q, raw = h.chunk(2, dim=-1)
-    r = soft_clamp(raw, bound)
+    q, r = _read(h, bound)
     return x * r.exp() + q, r.sum(-1)
 
 
 def net_affine_forward(z: Tensor, h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     """The inverse of :func:`net_affine_inverse`: ``x = (z - q) exp(-r)``, ``ladj = -sum(r)``."""
-    q, raw = h.chunk(2, dim=-1)
-    r = soft_clamp(raw, bound)
+    q, r = _read(h, bound)
     return (z - q) / r.exp(), r.sum(-1).neg()
 
 
@@ -130,9 +134,8 @@ def shift_log_scale(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     ``h`` as in :func:`net_affine_inverse`: ``s = -r`` and ``t = -q exp(-r)``, each
     ``(*, K)``. For reading a layer; the layers compute the map without them.
     """
-    q, raw = h.chunk(2, dim=-1)
-    s = soft_clamp(raw, bound).neg()
-    return -q * s.exp(), s
+    q, r = _read(h, bound)
+    return -q * (-r).exp(), -r
 
 
 def check_mask(mask: object, where: str) -> Tensor:

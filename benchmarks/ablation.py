@@ -1,12 +1,12 @@
 """What made the difference: nfcourse's RealNVP and MAF with one default reverted at a time.
 
-Three defaults of :mod:`nfcourse.coupling` and :mod:`nfcourse.autoregressive` decide how
+Three defaults of :mod:`nfcourse.layers.coupling` and :mod:`nfcourse.layers.autoregressive` decide how
 well a flow trains at a fixed budget, and each was chosen by this comparison:
 
 - the conditioner keeps PyTorch's default (random) initialization; reverting it zeroes
   the network's last layer, so that every new layer is exactly the identity;
 - the network's output is read in the normalizing direction, ``z = x exp(r) + q``
-  (:func:`nfcourse.coupling.net_affine_inverse`, the RealNVP paper's form); reverting it
+  (:func:`nfcourse.layers.elementwise.read_affine`, the RealNVP paper's form); reverting it
   reads it as ``t, s`` of the generative ``x = z exp(s) + t``, as exercise 4.1 does;
 - the log-scale is soft-clamped at 2; reverting it clamps at 3.
 
@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 import nfcourse
-from nfcourse.coupling import AffineCoupling, alternating_mask
-from nfcourse.elementwise import affine_forward, affine_inverse, soft_clamp
+from nfcourse import AffineCoupling, alternating_mask
+from nfcourse.layers.elementwise import affine_forward, affine_inverse, soft_clamp
 
 from . import models, quality
 

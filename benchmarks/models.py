@@ -124,7 +124,7 @@ def _nfcourse_model(name: str, kind: str, flow: nfcourse.Flow) -> Model:
 def nfcourse_spline_builder() -> Callable[..., nfcourse.Flow] | None:
     """nfcourse's spline-flow builder once it exists (``None`` until then)."""
     for name in _NFCOURSE_SPLINE_NAMES:
-        builder = getattr(nfcourse.flows, name, None) or getattr(nfcourse, name, None)
+        builder = getattr(nfcourse, name, None)
         if callable(builder):
             return builder
     return None

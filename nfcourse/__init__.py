@@ -3,22 +3,73 @@
 Convention: a layer's ``forward(z) -> (x, ladj)`` is the generative direction
 (base noise to data), ``inverse(x) -> (z, ladj)`` the normalizing one; ``ladj``
 is ``log|det J|`` of the map just applied, one value per sample.
-See :mod:`nfcourse.base`.
+See :mod:`nfcourse.layers.base`, and docs/architecture.md for the layout.
+
+``import nfcourse`` loads torch but no plotting or widget library:
+``nfcourse.plots``, ``nfcourse.widgets`` and ``nfcourse.check`` are loaded on
+first use (``from nfcourse import check, plots`` works as usual).
 """
 
-from . import check, datasets, energies, plots, testing, transforms, widgets
-from .autoregressive import IAF, MADE, MAF
-from .base import Compose, Inverse, Layer
-from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
-from .distributions import Flow, StandardNormal
-from .elementwise import Affine, Exp, Logit, Sigmoid
-from .flows import iaf, linear_flow, maf, nice, planar_flow, radial_flow, realnvp
-from .linear import LULinear, Permutation, Reverse
-from .planar import Planar
-from .radial import Radial
-from .train import fit, fit_reverse_kl, nll
+import importlib
+
+from . import testing, transforms, validate
+from .data import datasets, energies
+from .evaluate import gap_to_entropy, nll, reverse_kl
+from .flow import (
+    Flow,
+    StandardNormal,
+    iaf,
+    linear_flow,
+    maf,
+    nice,
+    planar_flow,
+    radial_flow,
+    realnvp,
+)
+from .layers import (
+    IAF,
+    MAF,
+    AdditiveCoupling,
+    Affine,
+    AffineCoupling,
+    Compose,
+    Exp,
+    Inverse,
+    Layer,
+    Logit,
+    LULinear,
+    Permutation,
+    Planar,
+    Radial,
+    Reverse,
+    Sigmoid,
+    alternating_mask,
+    half_mask,
+)
+from .nets import MADE, MaskedLinear, mlp
+from .train import fit, fit_reverse_kl
 
 __version__ = "0.1.0"
+
+# loaded on first use: they bring matplotlib, seaborn, ipywidgets or IPython with them
+_LAZY = {
+    "check": "nfcourse.course.check",
+    "plots": "nfcourse.viz.plots",
+    "widgets": "nfcourse.viz.widgets",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'nfcourse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "IAF",
@@ -34,6 +85,7 @@ __all__ = [
     "LULinear",
     "Layer",
     "Logit",
+    "MaskedLinear",
     "Permutation",
     "Planar",
     "Radial",
@@ -46,17 +98,21 @@ __all__ = [
     "energies",
     "fit",
     "fit_reverse_kl",
+    "gap_to_entropy",
     "half_mask",
     "iaf",
     "linear_flow",
     "maf",
+    "mlp",
     "nice",
     "nll",
     "planar_flow",
     "plots",
     "radial_flow",
     "realnvp",
+    "reverse_kl",
     "testing",
     "transforms",
+    "validate",
     "widgets",
 ]

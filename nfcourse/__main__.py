@@ -1,7 +1,7 @@
-"""``python -m nfcourse``: see :mod:`nfcourse.cli`."""
+"""``python -m nfcourse``: see :mod:`nfcourse.course.cli`."""
 
 import sys
 
-from .cli import main
+from .course.cli import main
 
 sys.exit(main())

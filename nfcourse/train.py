@@ -29,9 +29,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from .distributions import Flow, check_finite
+from .evaluate import (
+    as_data,
+    as_log_density,
+    check_log_density_output,
+    check_model,
+    nll,
+    reverse_kl,
+)
+from .flow import Flow
+from .validate import check_int, dtype_device, make_generator
 
 __all__ = [
     "History",
@@ -122,75 +130,6 @@ class History:
 # validation of arguments
 
 
-def _positive_int(value: object, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: `{name}` must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _dtype_device(module: nn.Module) -> tuple[torch.dtype, torch.device]:
-    """The dtype and device of a module's first floating parameter or buffer."""
-    for t in [*module.parameters(), *module.buffers()]:
-        if t.is_floating_point():
-            return t.dtype, t.device
-    return torch.get_default_dtype(), torch.device("cpu")
-
-
-def _check_model(flow: object, where: str) -> None:
-    if not callable(getattr(flow, "log_prob", None)):
-        raise TypeError(
-            f"{where}: `flow` must be a model with a log_prob method (e.g. nfcourse.Flow), "
-            f"got {type(flow).__name__}."
-        )
-
-
-def _as_data(data: object, flow: nn.Module, name: str, where: str) -> Tensor:
-    """Validate data points of shape ``(N, D)`` and return them in the flow's dtype and device.
-
-    NumPy arrays are converted; floating tensors are cast to the flow's dtype.
-    """
-    dtype, device = _dtype_device(flow) if isinstance(flow, nn.Module) else (None, None)
-    dim = getattr(flow, "dim", None)
-    expected = f"(N, {dim if dim is not None else 'D'})"
-    if isinstance(data, np.ndarray):
-        if not np.issubdtype(data.dtype, np.number):
-            raise TypeError(f"{where}: `{name}` must hold numbers, got a {data.dtype} array.")
-        data = torch.as_tensor(data, dtype=dtype, device=device)
-    elif isinstance(data, Tensor):
-        if not data.is_floating_point():
-            raise TypeError(
-                f"{where}: `{name}` must be a floating-point tensor of shape {expected}, got "
-                f"dtype {data.dtype}. Use {name}.float()."
-            )
-        data = data.detach().to(dtype=dtype, device=device)
-    else:
-        raise TypeError(
-            f"{where}: `{name}` must be a torch.Tensor (or NumPy array) of shape {expected}, "
-            f"got {type(data).__name__}. Convert it, e.g. torch.as_tensor({name}, "
-            "dtype=torch.float32)."
-        )
-    if data.dim() != 2 or (dim is not None and data.shape[1] != dim):
-        hint = f" For 1-D data use {name}[:, None]." if data.dim() == 1 else ""
-        raise ValueError(
-            f"{where}: `{name}` must have shape {expected}: one row per point"
-            f"{'' if dim is None else f', {dim} coordinates as the flow'}; got shape "
-            f"{tuple(data.shape)}.{hint}"
-        )
-    if data.shape[0] < 1:
-        raise ValueError(
-            f"{where}: `{name}` is empty (shape {tuple(data.shape)}); pass at least one point."
-        )
-    return check_finite(data, name, where)
-
-
-def _generator(seed: int | None, generator: torch.Generator | None, device, where: str):
-    if seed is not None and generator is not None:
-        raise ValueError(f"{where}: pass `seed` or `generator`, not both.")
-    if seed is not None:
-        return torch.Generator(device=device).manual_seed(int(seed))
-    return generator
-
-
 def _optimizer(params: list[Tensor], lr: float, weight_decay: float, where: str):
     """Adam (AdamW with weight decay), the fused kernel where the device supports it."""
     if not params:
@@ -244,6 +183,8 @@ class _Loop:
         self.confirmed = self.snapshot  # a snapshot whose next loss was finite
         self.train_text = self.val_text = ""
         self.start = time.perf_counter()
+        from tqdm.auto import tqdm  # here, not at import: in a notebook it loads ipywidgets
+
         self.bar = tqdm(total=steps, desc=desc, disable=not progress, dynamic_ncols=True)
 
     def check(self, step: int, advice: str) -> None:
@@ -359,7 +300,7 @@ def _log_prob(flow: nn.Module, x: Tensor) -> Tensor:
 _NLL_ADVICE = (
     "Try a lower learning rate (lr={lr}), clip the gradients (clip_grad=1.0), check the data "
     "for NaN or extreme outliers (standardize it), or bound the layers' scales (e.g. "
-    "nfcourse.elementwise.soft_clamp)."
+    "nfcourse.layers.elementwise.soft_clamp)."
 )
 
 
@@ -413,15 +354,15 @@ def fit(
             restored to a recent step whose loss was finite (named in the message).
     """
     where = "fit"
-    _check_model(flow, where)
-    steps = _positive_int(steps, "steps", where)
-    batch_size = _positive_int(batch_size, "batch_size", where)
-    eval_every = _positive_int(eval_every, "eval_every", where)
+    check_model(flow, where)
+    steps = check_int(steps, "steps", where)
+    batch_size = check_int(batch_size, "batch_size", where)
+    eval_every = check_int(eval_every, "eval_every", where)
     _check_clip(clip_grad, where)
-    data = _as_data(data, flow, "data", where)
+    data = as_data(data, flow, "data", where)
     if val_data is not None:
-        val_data = _as_data(val_data, flow, "val_data", where)
-    gen = _generator(seed, generator, data.device, where)
+        val_data = as_data(val_data, flow, "val_data", where)
+    gen = make_generator(seed, generator, where, data.device)
     index_device = gen.device if gen is not None else data.device
     n = data.shape[0]
 
@@ -453,30 +394,6 @@ def fit(
     )
 
 
-@torch.no_grad()
-def nll(flow: nn.Module, data: Tensor | np.ndarray, batch_size: int = 8192) -> float:
-    """The mean negative log-likelihood of ``data`` under ``flow``, in nats per point.
-
-    Evaluated in batches, without gradients and in ``eval()`` mode (the
-    previous mode is restored). ``inf`` if some point has zero density.
-    """
-    where = "nll"
-    _check_model(flow, where)
-    batch_size = _positive_int(batch_size, "batch_size", where)
-    data = _as_data(data, flow, "data", where)
-    was_training = getattr(flow, "training", False)
-    if isinstance(flow, nn.Module):
-        flow.eval()
-    try:
-        total = 0.0
-        for chunk in data.split(batch_size):
-            total += -flow.log_prob(chunk).double().sum().item()
-    finally:
-        if isinstance(flow, nn.Module):
-            flow.train(was_training)
-    return total / data.shape[0]
-
-
 # ----------------------------------------------------------------------------
 # variational inference (reverse KL)
 
@@ -486,28 +403,6 @@ _KL_ADVICE = (
     "(lr={lr}), clip the gradients (clip_grad=1.0), anneal (anneal_steps=...), or bound the "
     "layers' scales."
 )
-
-
-def _as_log_density(target: object, where: str) -> Callable[[Tensor], Tensor]:
-    fn = getattr(target, "log_prob", None)
-    if callable(fn):
-        return fn
-    if callable(target):
-        return target
-    raise TypeError(
-        f"{where}: `log_density` must be a callable x -> unnormalized log p(x) (e.g. "
-        f"lambda x: -U(x)) or an object with a log_prob method, got {type(target).__name__}."
-    )
-
-
-def _check_log_density_output(lp: object, n: int, where: str) -> None:
-    if not isinstance(lp, Tensor) or lp.shape != (n,):
-        got = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
-        raise ValueError(
-            f"{where}: `log_density` must return one log-density per sample, a tensor of "
-            f"shape ({n},) for x of shape ({n}, D); got {got}. Reduce over the coordinates "
-            "inside it (e.g. .sum(-1))."
-        )
 
 
 def fit_reverse_kl(
@@ -566,22 +461,22 @@ def fit_reverse_kl(
             f"{where}: `flow` must have a sample_and_log_prob method (an nfcourse.Flow), "
             f"got {type(flow).__name__}."
         )
-    log_p = _as_log_density(log_density, where)
-    steps = _positive_int(steps, "steps", where)
-    n_samples = _positive_int(n_samples, "n_samples", where)
+    log_p = as_log_density(log_density, where)
+    steps = check_int(steps, "steps", where)
+    n_samples = check_int(n_samples, "n_samples", where)
     if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
         raise ValueError(f"{where}: `anneal_steps` must be an int >= 0, got {anneal_steps!r}.")
     if not (isinstance(beta_start, (int, float)) and 0 < beta_start <= 1):
         raise ValueError(f"{where}: `beta_start` must be in (0, 1], got {beta_start!r}.")
     _check_clip(clip_grad, where)
-    _, device = _dtype_device(flow)
-    gen = _generator(seed, generator, device, where)
+    _, device = dtype_device(flow)
+    gen = make_generator(seed, generator, where, device)
 
     def objective(step: int) -> tuple[Tensor, Tensor]:
         x, log_q = flow.sample_and_log_prob(n_samples, generator=gen)
         lp = log_p(x)
         if step == 1:
-            _check_log_density_output(lp, n_samples, where)
+            check_log_density_output(lp, n_samples, where)
         kl = (log_q - lp).mean()
         if step > anneal_steps:
             return kl, kl
@@ -601,51 +496,3 @@ def fit_reverse_kl(
         where=where,
         advice=_KL_ADVICE.format(lr=lr),
     )
-
-
-@torch.no_grad()
-def reverse_kl(
-    flow: Flow,
-    log_density: Callable[[Tensor], Tensor] | object,
-    n: int = 10_000,
-    log_normalizer: float = 0.0,
-    *,
-    batch_size: int = 8192,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[float, float]:
-    """Monte Carlo estimate of ``KL(q || p)`` in nats, with its standard error.
-
-    ``KL(q || p) = E_q[log q(x) - log p~(x)] + log Z`` for a target
-    ``p = p~ / Z``. With ``log_normalizer = log Z`` of the target the estimate
-    is the KL itself (>= 0, and 0 only when ``q = p``); with the default 0 it
-    is the training objective of :func:`fit_reverse_kl`. A ``log_prob`` that is
-    already normalized (a torch distribution's, an ``nfcourse.energies``
-    ``Energy``'s) has ``log Z = 0``: leave the default then.
-
-    Returns:
-        ``(estimate, standard_error)``, the standard error of the mean over ``n`` samples.
-    """
-    where = "reverse_kl"
-    log_p = _as_log_density(log_density, where)
-    n = _positive_int(n, "n", where)
-    batch_size = _positive_int(batch_size, "batch_size", where)
-    _, device = _dtype_device(flow) if isinstance(flow, nn.Module) else (None, None)
-    gen = _generator(seed, generator, device, where)
-    was_training = getattr(flow, "training", False)
-    if isinstance(flow, nn.Module):
-        flow.eval()
-    try:
-        diffs = []
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            x, log_q = flow.sample_and_log_prob(m, generator=gen)
-            lp = log_p(x)
-            _check_log_density_output(lp, m, where)
-            diffs.append((log_q - lp).double())
-    finally:
-        if isinstance(flow, nn.Module):
-            flow.train(was_training)
-    d = torch.cat(diffs)
-    se = d.std().item() / math.sqrt(n) if n > 1 else float("nan")
-    return d.mean().item() + float(log_normalizer), se

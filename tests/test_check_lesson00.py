@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nfcourse import check
-from nfcourse.check import CheckFailed
+from nfcourse.course.check import CheckFailed
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nfcourse import check
-from nfcourse.check import CheckFailed
+from nfcourse.course.check import CheckFailed
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nfcourse import check
-from nfcourse.check import CheckFailed
+from nfcourse.course.check import CheckFailed
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from torch import nn
 
 import nfcourse as nf
 from nfcourse import check
-from nfcourse.check import CheckFailed
+from nfcourse.course.check import CheckFailed
 
 
 class Coupling(nn.Module):
@@ -20,7 +20,7 @@ class Coupling(nn.Module):
         super().__init__()
         self.register_buffer("mask", torch.as_tensor(mask).bool())
         d_a = int(self.mask.sum())
-        self.net = nf.coupling.mlp(d_a, 2 * (self.mask.numel() - d_a), hidden)
+        self.net = nf.mlp(d_a, 2 * (self.mask.numel() - d_a), hidden)
 
     def shift_log_scale(self, t_a):
         shift, raw = self.net(t_a).chunk(2, dim=-1)

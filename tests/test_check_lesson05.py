@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from nfcourse.check import CheckFailed, lesson05
+from nfcourse.course.check import CheckFailed, lesson05
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from test_exercises import lesson  # a small solution notebook with one exercise
 
-from nfcourse import doctor, exercises
-from nfcourse.cli import main
+from nfcourse.course import doctor, exercises
+from nfcourse.course.cli import main
 
 
 @pytest.mark.parametrize("key", ["7", "07", "07_demo", "07_demo.ipynb", "notebooks/07_demo.ipynb"])

@@ -13,17 +13,10 @@ import torch
 from torch import nn
 
 from nfcourse import testing
-from nfcourse.autoregressive import IAF, MADE, MAF, MaskedLinear
-from nfcourse.coupling import (
-    SCALE_BOUND,
-    AdditiveCoupling,
-    AffineCoupling,
-    alternating_mask,
-    half_mask,
-    mlp,
-    shift_log_scale,
-)
-from nfcourse.distributions import Flow
+from nfcourse import IAF, MADE, MAF, MaskedLinear
+from nfcourse import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask, mlp
+from nfcourse.layers.elementwise import SCALE_BOUND, shift_log_scale
+from nfcourse.flow import Flow
 
 F64 = torch.float64
 HIDDEN = (16, 16)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nfcourse import datasets
-from nfcourse.datasets import UnknownNameError
+from nfcourse.validate import UnknownNameError
 
 ALL = datasets.names()
 WITH_DENSITY = datasets.names(with_density=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nfcourse import energies
-from nfcourse.datasets import UnknownNameError
+from nfcourse.validate import UnknownNameError
 
 NAMES = ["U1", "U2", "U3", "U4"]
 RAW = {"U1": energies.U1, "U2": energies.U2, "U3": energies.U3, "U4": energies.U4}

@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nfcourse import exercises
-from nfcourse.check import CheckFailed, Mistake, Result, exercise
-from nfcourse.cli import main, run_notebook
+from nfcourse.course import exercises
+from nfcourse.course.check import CheckFailed, Mistake, Result, exercise
+from nfcourse.course.cli import main, run_notebook
 
 SOLUTION = """# Exercise 7.1: return twice the input
 def double(x):
@@ -21,7 +21,7 @@ def double(x):
     ### END SOLUTION
 """
 
-CHECK = """from nfcourse.check import Mistake, exercise
+CHECK = """from nfcourse.course.check import Mistake, exercise
 
 @exercise("Exercise 7.1")
 def check_double(fn):

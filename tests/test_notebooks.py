@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nfcourse import exercises
+from nfcourse.course import exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))

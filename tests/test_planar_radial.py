@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from nfcourse import Flow
-from nfcourse.planar import Planar, constrain_u, planar_forward, planar_inverse
-from nfcourse.radial import Radial, constrain_alpha_beta, radial_forward, radial_inverse
+from nfcourse.layers.planar import Planar, constrain_u, planar_forward, planar_inverse
+from nfcourse.layers.radial import Radial, constrain_alpha_beta, radial_forward, radial_inverse
 from nfcourse.testing import (
     autograd_jacobian,
     batch_error,

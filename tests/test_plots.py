@@ -16,7 +16,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from torch import nn  # noqa: E402
 
 from nfcourse import Affine, Exp, Flow, Sigmoid  # noqa: E402
-from nfcourse.plots import (  # noqa: E402
+from nfcourse.viz.plots import (  # noqa: E402
     PALETTE,
     SECTOR_COLORS,
     grid,
@@ -268,7 +268,7 @@ def test_plot_1d_density_accepts_a_1d_flow_and_a_callable():
 
 def test_plot_made_masks_draws_the_network_each_mask_and_the_connectivity():
     from nfcourse import IAF, MADE, MAF
-    from nfcourse.plots import plot_made_masks
+    from nfcourse.viz.plots import plot_made_masks
 
     made = MADE(3, hidden=(5, 4), params=1)
     fig = plot_made_masks(made)
@@ -294,7 +294,7 @@ def test_plot_made_masks_draws_the_network_each_mask_and_the_connectivity():
 
 def test_plot_made_masks_flags_a_network_that_is_not_autoregressive():
     from nfcourse import MADE
-    from nfcourse.plots import plot_made_masks
+    from nfcourse.viz.plots import plot_made_masks
 
     made = MADE(2, hidden=(3,), params=1)
     made.net[0].mask.fill_(1.0)  # hidden units now see x_2 too, so output 2 sees its own input
@@ -303,7 +303,7 @@ def test_plot_made_masks_flags_a_network_that_is_not_autoregressive():
 
 
 def test_plot_made_masks_refuses_other_models():
-    from nfcourse.plots import plot_made_masks
+    from nfcourse.viz.plots import plot_made_masks
 
     with pytest.raises(TypeError, match=r"expected an nfcourse.MADE.*MADE\(3, hidden"):
         plot_made_masks(nn.Linear(2, 2))

@@ -168,9 +168,9 @@ def test_planar_summary_says_what_constrain_u_does():
     s = W.planar_summary(1.0, -1.0, 1.0, -1.0, 0.0)
     assert s["raw_invertible"] and s["kind"] == "expand"
     assert s["wu_hat"] == pytest.approx(-1 + math.log1p(math.exp(2.0)))  # changed even when valid
-    with pytest.raises(ValueError, match="`b` must be finite"):
+    with pytest.raises(ValueError, match="`b` must be a finite number, got nan"):
         W.planar_density_figure(1, 1, 1, 1, float("nan"))
-    with pytest.raises(TypeError, match="`u1` must be a number"):
+    with pytest.raises(ValueError, match="`u1` must be a finite number, got '1'"):
         W.planar_density_figure("1", 1, 1, 1, 0)
 
 

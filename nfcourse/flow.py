@@ -1,4 +1,4 @@
-"""Flow distributions: a base distribution pushed through a stack of layers.
+"""Flows: a base distribution pushed through a stack of layers, and ready-made flows.
 
 With ``x = f(z)``, ``z ~ p_Z`` and ``f = f_K o ... o f_1``, the change of
 variables formula gives
@@ -19,34 +19,20 @@ from collections.abc import Sequence
 import torch
 from torch import Generator, Tensor, nn
 
-from .base import Compose, check_dim, check_points
-
-
-def _check_count(n, where: str) -> tuple[int, ...]:
-    """A sample count ``n`` (int) or sample shape (tuple of ints) as a shape tuple."""
-    shape = (n,) if isinstance(n, int) and not isinstance(n, bool) else n
-    if (
-        not isinstance(shape, (tuple, list, torch.Size))
-        or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in shape)
-    ):
-        raise ValueError(
-            f"{where}: the number of samples must be a non-negative int (or a tuple of "
-            f"ints for a sample shape), got {n!r}."
-        )
-    return tuple(shape)
-
-
-def check_finite(x: Tensor, name: str, where: str) -> Tensor:
-    """Refuse NaN or infinite values with a message that says where they are."""
-    bad = ~torch.isfinite(x)
-    if bad.any():
-        first = tuple(bad.nonzero()[0].tolist())
-        raise ValueError(
-            f"{where}: `{name}` contains {int(bad.sum())} NaN or infinite values "
-            f"(first at index {first}). Remove or impute them before scoring, e.g. "
-            f"{name} = {name}[torch.isfinite({name}).all(-1)]."
-        )
-    return x
+from .layers import (
+    IAF,
+    MAF,
+    AdditiveCoupling,
+    Affine,
+    AffineCoupling,
+    Compose,
+    LULinear,
+    Planar,
+    Radial,
+    Reverse,
+    alternating_mask,
+)
+from .validate import check_count, check_dim, check_finite, check_int, check_points
 
 
 class StandardNormal(nn.Module):
@@ -146,13 +132,82 @@ class Flow(nn.Module):
 
         ``log p(x) = log p_Z(z) - ladj_forward(z)``: the cheap path of variational inference.
         """
-        shape = _check_count(n, "Flow.sample")
+        shape = check_count(n, "Flow.sample")
         z = self._base_sample(shape, generator)
         x, ladj = self.transform(z)
         return x, self.base.log_prob(z) - ladj
 
     def stages(self, n=1000, generator: Generator | None = None) -> list[Tensor]:
         """Base samples and the points after every layer: ``[z_0, z_1, ..., z_K]``."""
-        shape = _check_count(n, "Flow.stages")
+        shape = check_count(n, "Flow.stages")
         with torch.no_grad():
             return self.transform.stages(self._base_sample(shape, generator))
+
+
+# --- ready-made flows ---------------------------------------------------------------------
+# Each builder returns a Flow with a standard normal base. Coupling and autoregressive
+# stacks change which coordinates condition which from one layer to the next
+# (alternating masks, reversed orders), since a single layer leaves some coordinates,
+# or some dependencies, untouched.
+
+
+def _check_layers(layers: object, where: str) -> int:
+    return check_int(layers, "layers", where, meaning="the depth K")
+
+
+def linear_flow(dim: int) -> Flow:
+    """``x = W z + b`` with a learnable invertible ``W``: exactly the Gaussians ``N(b, W W^T)``."""
+    return Flow([LULinear(check_dim(dim, "linear_flow"))])
+
+
+def planar_flow(dim: int, layers: int = 8) -> Flow:
+    """K planar layers (Rezende and Mohamed 2015)."""
+    dim, k = check_dim(dim, "planar_flow"), _check_layers(layers, "planar_flow")
+    return Flow([Planar(dim) for _ in range(k)])
+
+
+def radial_flow(dim: int, layers: int = 8) -> Flow:
+    """K radial layers (Rezende and Mohamed 2015)."""
+    dim, k = check_dim(dim, "radial_flow"), _check_layers(layers, "radial_flow")
+    return Flow([Radial(dim) for _ in range(k)])
+
+
+def nice(dim: int, layers: int = 4, hidden: Sequence[int] = (64, 64)) -> Flow:
+    """NICE: additive couplings with alternating masks, then a learnable elementwise scale.
+
+    The couplings preserve volume (ladj = 0), so the final :class:`Affine` is
+    what lets the flow change the overall spread (Dinh et al. 2014, section 3.3).
+    """
+    dim, k = check_dim(dim, "nice"), _check_layers(layers, "nice")
+    couplings = [AdditiveCoupling(alternating_mask(dim, i % 2), hidden) for i in range(k)]
+    return Flow([*couplings, Affine(dim)])
+
+
+def realnvp(dim: int, layers: int = 5, hidden: Sequence[int] = (64, 64)) -> Flow:
+    """RealNVP: affine couplings whose masks alternate, so every coordinate gets transformed."""
+    dim, k = check_dim(dim, "realnvp"), _check_layers(layers, "realnvp")
+    return Flow([AffineCoupling(alternating_mask(dim, i % 2), hidden) for i in range(k)])
+
+
+def _autoregressive(layer, dim: int, layers: int, hidden: Sequence[int], where: str) -> Flow:
+    dim, k = check_dim(dim, where), _check_layers(layers, where)
+    stack = []
+    for i in range(k):
+        if i > 0:
+            stack.append(Reverse(dim))  # the next layer conditions in the other order
+        stack.append(layer(dim, hidden))
+    return Flow(stack)
+
+
+def maf(dim: int, layers: int = 5, hidden: Sequence[int] = (64, 64)) -> Flow:
+    """MAF: affine autoregressive layers, order reversed between layers.
+
+    Density in one pass per layer; sampling in D passes per layer.
+    """
+    return _autoregressive(MAF, dim, layers, hidden, "maf")
+
+
+def iaf(dim: int, layers: int = 5, hidden: Sequence[int] = (64, 64)) -> Flow:
+    """IAF: the inverse of MAF. Sampling (with log-densities) in one pass per layer;
+    the density of external data in D passes per layer."""
+    return _autoregressive(IAF, dim, layers, hidden, "iaf")

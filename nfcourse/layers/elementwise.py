@@ -3,9 +3,16 @@
 The Jacobian of an elementwise map is diagonal, so its log-determinant is the
 sum of the log-derivatives of the coordinates: ``ladj = sum_i log|f'(z_i)|``.
 
-The elementwise affine map written here (``affine_forward`` /
-``affine_inverse``) is the one the coupling and autoregressive layers reuse
-with a shift and log-scale computed by a network.
+The affine map is written once, here (:func:`affine_forward` and
+:func:`affine_inverse`), and used by the :class:`Affine` layer, the affine
+coupling layer and MAF. Those two read their network's output as an affine
+map in the normalizing direction, ``z = x exp(r) + q`` (:func:`read_affine`):
+the RealNVP paper's own form. The lessons teach the textbook reading of the
+generative direction, ``x = z exp(s) + t``; the two are the same maps with
+``s = -r`` and ``t = -q exp(-r)`` (:func:`shift_log_scale` converts), and the
+normalizing reading trains faster at equal budget, because the direction that
+maximum likelihood trains then takes the network's outputs as they are
+(docs/benchmarks.md, "What made the difference").
 """
 
 from __future__ import annotations
@@ -14,22 +21,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Inverse, Layer, check_dim
+from ..validate import check_dim, check_number
+from .base import Inverse, Layer
+
+# Default bound of a log-scale in coupling and autoregressive layers. The
+# scale of one layer lies in (exp(-2), exp(2)) = (0.14, 7.4): symmetric, so a
+# layer can both contract and expand (nflows' sigmoid(s) + 1e-3 lies in
+# (0.001, 1.001) in the data-to-noise direction, so its layer can never
+# contract in the generative direction, which caps the density a flow can
+# reach). Stacking K layers reaches exp(2K), so the bound limits how fast a
+# layer can blow up, not what the flow can express. At equal budget 2 trains
+# as well as 3 or slightly better (docs/benchmarks.md, "What made the difference").
+SCALE_BOUND = 2.0
 
 
-def affine_forward(z: Tensor, shift: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
-    """``x = z * exp(log_scale) + shift``; ``ladj = sum(log_scale)``.
+def affine_forward(t: Tensor, shift: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
+    """``y = t * exp(log_scale) + shift``; ``ladj = sum(log_scale)``.
 
-    ``shift`` and ``log_scale`` broadcast against ``z`` of shape ``(*, D)``.
+    ``shift`` and ``log_scale`` broadcast against ``t`` of shape ``(*, D)``.
     """
-    x = z * log_scale.exp() + shift
-    return x, log_scale.expand_as(x).sum(-1)
+    y = t * log_scale.exp() + shift
+    return y, log_scale.expand_as(y).sum(-1)
 
 
-def affine_inverse(x: Tensor, shift: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
-    """``z = (x - shift) * exp(-log_scale)``; ``ladj = -sum(log_scale)``."""
-    z = (x - shift) * (-log_scale).exp()
-    return z, -log_scale.expand_as(z).sum(-1)
+def affine_inverse(y: Tensor, shift: Tensor, log_scale: Tensor) -> tuple[Tensor, Tensor]:
+    """The inverse of :func:`affine_forward`: ``t = (y - shift) * exp(-log_scale)``;
+    ``ladj = -sum(log_scale)``."""
+    t = (y - shift) * (-log_scale).exp()
+    return t, -log_scale.expand_as(t).sum(-1)
 
 
 def soft_clamp(log_scale: Tensor, bound: float) -> Tensor:
@@ -41,6 +60,33 @@ def soft_clamp(log_scale: Tensor, bound: float) -> Tensor:
     flows produce NaNs, while stacked layers can still reach any scale.
     """
     return bound * torch.tanh(log_scale / bound)
+
+
+def check_scale_bound(bound: object, where: str) -> float:
+    """A log-scale bound: a positive finite number."""
+    return check_number(bound, "scale_bound", where, positive=True, example=str(SCALE_BOUND))
+
+
+def read_affine(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """A network output ``h = (q, raw)`` read as the normalizing map ``z = x exp(r) + q``.
+
+    ``h`` has shape ``(*, 2K)``: a shift block ``q``, then a raw log-scale
+    block, soft-clamped to ``r = B tanh(raw / B)`` with ``B = bound``. Returns
+    ``(q, r)``, each ``(*, K)``: the ``shift`` and ``log_scale`` of
+    :func:`affine_forward` in the normalizing direction.
+    """
+    q, raw = h.chunk(2, dim=-1)
+    return q, soft_clamp(raw, bound)
+
+
+def shift_log_scale(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    """The textbook ``t`` and ``s`` of the generative map ``x = z exp(s) + t`` that ``h`` defines.
+
+    ``s = -r`` and ``t = -q exp(-r)`` with ``q, r`` from :func:`read_affine`.
+    For reading a layer; the layers compute the map without them.
+    """
+    q, r = read_affine(h, bound)
+    return -q * (-r).exp(), -r
 
 
 class Affine(Layer):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import Layer, check_dim
+from ..validate import check_dim
+from .base import Layer
 
 
 class LULinear(Layer):

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Layer, check_dim, check_points
+from ..validate import check_dim, check_points, check_scalar, check_vector
+from .base import Layer
 
 
 def constrain_u(u: Tensor, w: Tensor) -> Tensor:
@@ -76,26 +77,18 @@ def _check_params(
 ) -> tuple[Tensor, Tensor]:
     """Validate raw parameters for points ``z``; return ``w.u_hat`` and ``b``, both of shape ()."""
     D = z.shape[-1]
-    for name, t in (("u_hat", u_hat), ("w", w)):
-        if t.shape != (D,):
-            raise ValueError(
-                f"{where}: `{name}` must have shape ({D},), one entry per coordinate of "
-                f"the points (their last dimension is {D}), got shape {tuple(t.shape)}."
-            )
-    if b.shape not in ((), (1,)):
-        raise ValueError(
-            f"{where}: `b` must be a scalar tensor (shape () or (1,)), got shape {tuple(b.shape)}."
-        )
+    u_hat, w = check_vector(u_hat, "u_hat", where, D), check_vector(w, "w", where, D)
+    b = check_scalar(b, "b", where)
     wu = (w * u_hat).sum(-1)
     if not bool(wu > -1):
         raise ValueError(
-            f"{where}: a planar layer is invertible only if w.u_hat > -1, got "
-            f"w.u_hat = {wu.item():.6g}. (Below -1 the map folds space onto itself; at "
-            "exactly -1 its Jacobian is singular on the hyperplane w.z + b = 0, so the "
-            "often-quoted w.u >= -1 is not enough for a finite density.) Pass "
+            f"{where}: a planar layer has a smooth inverse and a finite density everywhere "
+            f"only if w.u_hat > -1, got w.u_hat = {wu.item():.6g}. (Below -1 the map folds "
+            "space onto itself; at exactly -1 it is still a bijection, but its Jacobian is "
+            "singular on the hyperplane w.z + b = 0, where the density is infinite.) Pass "
             "u_hat = constrain_u(u, w), which turns any u into a valid u_hat."
         )
-    return wu, b.reshape(())
+    return wu, b
 
 
 def planar_forward(z: Tensor, u_hat: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -106,6 +99,10 @@ def planar_forward(z: Tensor, u_hat: Tensor, w: Tensor, b: Tensor) -> tuple[Tens
     """
     z = check_points(z, None, "z", "planar_forward")
     wu, b = _check_params(z, u_hat, w, b, "planar_forward")
+    return _forward(z, u_hat, w, b, wu)
+
+
+def _forward(z: Tensor, u_hat: Tensor, w: Tensor, b: Tensor, wu: Tensor) -> tuple[Tensor, Tensor]:
     s = (z * w).sum(-1) + b  # (*)
     x = z + u_hat * torch.tanh(s)[..., None]
     return x, torch.log(_slope(s, wu))
@@ -130,6 +127,10 @@ def planar_inverse(x: Tensor, u_hat: Tensor, w: Tensor, b: Tensor) -> tuple[Tens
     """
     x = check_points(x, None, "x", "planar_inverse")
     wu, b = _check_params(x, u_hat, w, b, "planar_inverse")
+    return _inverse(x, u_hat, w, b, wu)
+
+
+def _inverse(x: Tensor, u_hat: Tensor, w: Tensor, b: Tensor, wu: Tensor) -> tuple[Tensor, Tensor]:
     y = (x * w).sum(-1)  # (*)
     with torch.no_grad():
         a = _bisect(lambda a: a + wu * torch.tanh(a + b), y, y - wu.abs(), y + wu.abs())
@@ -185,10 +186,13 @@ class Planar(Layer):
         """The constrained direction ``constrain_u(u, w)``, with ``w.u_hat > -1``."""
         return constrain_u(self.u, self.w)
 
+    def _params(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        # constrain_u guarantees w.u_hat > -1: no need to check it (and sync) at every call
+        u_hat = self.u_hat
+        return u_hat, self.w, self.b, (self.w * u_hat).sum(-1)
+
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        z = self.check(z)
-        return planar_forward(z, self.u_hat, self.w, self.b)
+        return _forward(self.check(z), *self._params())
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.check(x, "x")
-        return planar_inverse(x, self.u_hat, self.w, self.b)
+        return _inverse(self.check(x, "x"), *self._params())

@@ -1,9 +1,9 @@
 """Exercise checks: ``check.<name>(learner_code)`` right after each exercise.
 
-Each lesson's checks live in ``nfcourse/check/lessonNN.py`` and list their
+Each lesson's checks live in ``nfcourse/course/check/lessonNN.py`` and list their
 public names in ``__all__``; they are all available here, e.g.
 ``from nfcourse import check; check.affine_coupling(AffineCoupling)``. Adding
-a lesson's checks is therefore a one-file change. See :mod:`nfcourse.check._core`
+a lesson's checks is therefore a one-file change. See :mod:`nfcourse.course.check._core`
 for what a check returns and how strict mode works.
 """
 

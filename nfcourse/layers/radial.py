@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Layer, check_dim, check_points
+from ..validate import check_dim, check_points, check_scalar, check_vector
+from .base import Layer
 
 
 def constrain_alpha_beta(alpha_raw: Tensor, beta_raw: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,19 +47,8 @@ def _check_params(
     z: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor, where: str
 ) -> tuple[Tensor, Tensor]:
     """Validate raw parameters for points ``z``; return ``alpha`` and ``beta`` of shape ()."""
-    D = z.shape[-1]
-    if z0.shape != (D,):
-        raise ValueError(
-            f"{where}: `z0` must have shape ({D},), one entry per coordinate of the "
-            f"points (their last dimension is {D}), got shape {tuple(z0.shape)}."
-        )
-    for name, t in (("alpha", alpha), ("beta", beta)):
-        if t.shape not in ((), (1,)):
-            raise ValueError(
-                f"{where}: `{name}` must be a scalar tensor (shape () or (1,)), got "
-                f"shape {tuple(t.shape)}."
-            )
-    alpha, beta = alpha.reshape(()), beta.reshape(())
+    z0 = check_vector(z0, "z0", where, z.shape[-1])
+    alpha, beta = check_scalar(alpha, "alpha", where), check_scalar(beta, "beta", where)
     fix = (
         "Pass alpha, beta = constrain_alpha_beta(alpha_raw, beta_raw), which maps any "
         "real alpha_raw, beta_raw to valid values."
@@ -94,6 +84,10 @@ def radial_forward(z: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[
     """
     z = check_points(z, None, "z", "radial_forward")
     alpha, beta = _check_params(z, z0, alpha, beta, "radial_forward")
+    return _forward(z, z0, alpha, beta)
+
+
+def _forward(z: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
     r = (z - z0).norm(dim=-1)  # (*)
     scale, ladj = _scale_and_ladj(r, alpha, beta, z.shape[-1])
     return z0 + scale[..., None] * (z - z0), ladj
@@ -110,6 +104,10 @@ def radial_inverse(x: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[
     """
     x = check_points(x, None, "x", "radial_inverse")
     alpha, beta = _check_params(x, z0, alpha, beta, "radial_inverse")
+    return _inverse(x, z0, alpha, beta)
+
+
+def _inverse(x: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
     R = (x - z0).norm(dim=-1)  # (*)
     p = alpha + beta - R
     s = torch.sqrt(p**2 + 4 * alpha * R)
@@ -148,10 +146,10 @@ class Radial(Layer):
         """The constrained ``(alpha, beta)``, with ``alpha > 0`` and ``beta >= -alpha``."""
         return constrain_alpha_beta(self.alpha_raw, self.beta_raw)
 
+    # constrain_alpha_beta guarantees alpha > 0 and beta >= -alpha: no need to check them
+    # (and sync) at every call
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        z = self.check(z)
-        return radial_forward(z, self.z0, *self.alpha_beta)
+        return _forward(self.check(z), self.z0, *self.alpha_beta)
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.check(x, "x")
-        return radial_inverse(x, self.z0, *self.alpha_beta)
+        return _inverse(self.check(x, "x"), self.z0, *self.alpha_beta)

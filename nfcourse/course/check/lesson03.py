@@ -13,8 +13,8 @@
   ``h = 1 / (alpha + r)``, ``ladj = (D - 1) log(1 + beta h) + log(1 + beta h + beta h'(r) r)``;
   optionally ``inverse(x) -> (z, ladj)`` in closed form.
 
-Each check compares the learner's layer, in float64, with :mod:`nfcourse.planar` /
-:mod:`nfcourse.radial` and with the autograd Jacobian, on parameters far from the
+Each check compares the learner's layer, in float64, with :mod:`nfcourse.layers.planar` /
+:mod:`nfcourse.layers.radial` and with the autograd Jacobian, on parameters far from the
 initialization (a layer near the identity hides sign errors), recognizes the typical
 wrong variants to name the mistake, and answers in well under a second.
 """
@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import testing
-from ..planar import constrain_u, planar_forward
-from ..radial import constrain_alpha_beta, radial_forward
+from ... import testing
+from ...layers.planar import constrain_u, planar_forward
+from ...layers.radial import constrain_alpha_beta, radial_forward
 from ._core import Mistake, exercise
 from ._tools import close as _close
 from ._tools import first_match as _first_match
@@ -341,7 +341,7 @@ def planar_layer(cls: type) -> str:
     _check_planar_forward(cls)
     _check_planar_abs(cls)
     return (
-        "u_hat keeps w.u_hat > -1 (also for u = -5 w), and x and ladj match nfcourse.planar "
+        "u_hat keeps w.u_hat > -1 (also for u = -5 w), and x and ladj match nfcourse.layers.planar "
         "and the autograd Jacobian in float64, for D = 2 and 3."
     )
 
@@ -392,7 +392,7 @@ def _check_alpha_beta(cls: type) -> None:
         if not _close(alpha, ref_alpha):
             hint = (
                 "alpha = softplus(alpha_raw) (F.softplus), not exp: the check compares with "
-                "nfcourse.radial exactly."
+                "nfcourse.layers.radial exactly."
                 if _close(alpha, ra.exp())
                 else "alpha = F.softplus(alpha_raw)."
             )
@@ -542,6 +542,6 @@ def radial_layer(cls: type) -> str:
     layers = _check_radial_forward(cls)
     note = _check_radial_inverse(layers)
     return (
-        "alpha > 0 and beta >= -alpha for any raw values, and x and ladj match nfcourse.radial "
-        "and the autograd Jacobian in float64, for D = 2 and 3." + note
+        "alpha > 0 and beta >= -alpha for any raw values, and x and ladj match "
+        "nfcourse.layers.radial and the autograd Jacobian in float64, for D = 2 and 3." + note
     )

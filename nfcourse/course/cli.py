@@ -31,7 +31,7 @@ from .exercises import (
     stale,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def course_root() -> Path:

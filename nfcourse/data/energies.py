@@ -46,9 +46,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .datasets import check_points_2d, integrate_2d, unknown_name
-
-Box = tuple[tuple[float, float], tuple[float, float]]
+from ..validate import unknown_name
+from .grid import Box, check_points_2d, integrate_2d
 
 
 def _coords(z: Tensor, where: str) -> tuple[Tensor, Tensor]:
@@ -203,7 +202,7 @@ def names() -> list[str]:
 def get(name: str) -> Energy:
     """The target ``name`` (``"U1"`` ... ``"U4"``), normalizable (U2-U4 with the envelope).
 
-    Raises :class:`~nfcourse.datasets.UnknownNameError` (a ``KeyError``) listing the names.
+    Raises :class:`~nfcourse.validate.UnknownNameError` (a ``KeyError``) listing the names.
     """
     if name not in ENERGIES:
         raise unknown_name("energy", name, names())

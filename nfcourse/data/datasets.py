@@ -35,153 +35,21 @@ build one by name and :func:`names` to list them.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .base import check_points
-from .distributions import check_finite
-
-Box = tuple[tuple[float, float], tuple[float, float]]
-
-
-class UnknownNameError(KeyError):
-    """A name that is not in a registry. A ``KeyError`` whose message prints readably."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-def unknown_name(kind: str, name: object, valid: list[str]) -> UnknownNameError:
-    """The error for a name that is not in a registry: lists the valid names."""
-    hint = difflib.get_close_matches(str(name), valid, n=1)
-    did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
-    return UnknownNameError(
-        f"unknown {kind} {name!r}.{did_you_mean} Valid names: {', '.join(valid)}."
-    )
-
-
-# --- argument checks -------------------------------------------------------------------
-
-
-def check_points_2d(x: Tensor, name: str, where: str) -> Tensor:
-    """Validate points of the plane, shape ``(*, 2)`` (see :func:`nfcourse.base.check_points`)."""
-    x = check_points(x, None, name, where)  # type, dtype, not a scalar
-    if x.shape[-1] != 2:
-        raise ValueError(
-            f"{where}: `{name}` must have shape (..., 2) (points of the plane, coordinates "
-            f"in the last dimension), got shape {tuple(x.shape)}. For N points pass an "
-            "(N, 2) tensor; a grid of shape (H, W, 2) works too."
-        )
-    return x
-
-
-def _check_n(n: object, where: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(
-            f"{where}: `n` (the number of points) must be a non-negative int, got {n!r}. "
-            "Pass e.g. n=1000."
-        )
-    return n
-
-
-def _check_positive(value: object, name: str, where: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"{where}: `{name}` must be a positive finite number, got {value!r}. "
-            f"Pass e.g. {name}=0.1."
-        )
-    return float(value)
-
-
-def _check_dtype(dtype: object, where: str) -> torch.dtype:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(
-            f"{where}: `dtype` must be a floating-point torch.dtype, got {dtype!r}. "
-            "Pass e.g. dtype=torch.float32 or torch.float64."
-        )
-    return dtype
-
-
-def _make_generator(seed: object, generator: object, where: str) -> torch.Generator | None:
-    """The generator to draw from: ``None`` means torch's global one."""
-    if seed is not None and generator is not None:
-        raise ValueError(
-            f"{where}: pass either `seed` or `generator`, not both (got seed={seed!r} "
-            "and a generator)."
-        )
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"{where}: `generator` must be a torch.Generator, got "
-                f"{type(generator).__name__}. Make one with torch.Generator().manual_seed(0)."
-            )
-        return generator
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(
-                f"{where}: `seed` must be a non-negative int, got {seed!r}. Pass e.g. seed=0."
-            )
-        return torch.Generator().manual_seed(seed)
-    return None
-
-
-# --- numerical helpers -----------------------------------------------------------------
-
-
-def integrate_2d(fn: Callable[[Tensor], Tensor], box: Box, step: float) -> float:
-    """``∫∫_box fn(x) dx`` by the midpoint rule on a grid of spacing at most ``step``.
-
-    ``fn`` maps points ``(N, 2)`` (float64) to values ``(N,)``; it is called on chunks of
-    the grid. For a smooth integrand that is negligible at the edges of the box, the
-    midpoint rule converges faster than any power of the step (it acts like the
-    trapezoid rule on a periodic function): a step of a third of the integrand's
-    smallest length scale already gives near machine precision.
-    """
-    (a1, b1), (a2, b2) = box
-    n1, n2 = math.ceil((b1 - a1) / step), math.ceil((b2 - a2) / step)
-    h1, h2 = (b1 - a1) / n1, (b2 - a2) / n2
-    x1 = a1 + h1 * (torch.arange(n1, dtype=torch.float64) + 0.5)
-    x2 = a2 + h2 * (torch.arange(n2, dtype=torch.float64) + 0.5)
-    rows = max(1, 2**16 // n2)
-    total = 0.0
-    for i in range(0, n1, rows):
-        grid = torch.stack(torch.meshgrid(x1[i : i + rows], x2, indexing="ij"), -1)
-        total += fn(grid.reshape(-1, 2)).sum().item()
-    return total * h1 * h2
-
-
-def _neg_p_log_p(log_p: Tensor) -> Tensor:
-    """``-p log p`` from ``log p``, with ``0 log 0 = 0``."""
-    p = log_p.exp()
-    return torch.where(p > 0, -p * log_p, torch.zeros_like(p))
-
-
-def _gauss_legendre(a: float, b: float, width: float, order: int = 8) -> tuple[Tensor, Tensor]:
-    """Nodes and weights of composite Gauss-Legendre quadrature on ``[a, b]``.
-
-    Panels of length about ``width``, plus panels graded geometrically towards both ends
-    (``width / 2, width / 4, ..., width / 2^16``): they resolve integrands that fall off
-    steeply from an end of the interval.
-    """
-    u, w = np.polynomial.legendre.leggauss(order)  # on [-1, 1]
-    width = min(width, (b - a) / 4)
-    grade = width * 2.0 ** -np.arange(16, 0, -1)  # width/2^16 ... width/2
-    inner = np.linspace(a + width, b - width, max(1, math.ceil((b - a) / width) - 2) + 1)
-    edges = np.concatenate([[a], a + grade, inner, b - grade[::-1], [b]])
-    half = (edges[1:] - edges[:-1])[:, None] / 2
-    mid = (edges[1:] + edges[:-1])[:, None] / 2
-    return torch.from_numpy((mid + half * u).ravel()), torch.from_numpy((half * w).ravel())
-
+from ..validate import (
+    check_finite,
+    check_float_dtype,
+    check_int,
+    check_number,
+    make_generator,
+    unknown_name,
+)
+from .grid import Box, check_points_2d, gauss_legendre, integrate_2d, neg_p_log_p
 
 # --- the datasets ----------------------------------------------------------------------
 
@@ -217,9 +85,9 @@ class Dataset:
             dtype: the floating-point dtype of the result (points are drawn in float64).
         """
         where = f"{self.name}.sample"
-        n = _check_n(n, where)
-        dtype = _check_dtype(dtype, where)
-        gen = _make_generator(seed, generator, where)
+        n = check_int(n, "n", where, smallest=0, meaning="the number of points")
+        dtype = check_float_dtype(dtype, where)
+        gen = make_generator(seed, generator, where)
         with torch.no_grad():
             return self._sample(n, gen).to(dtype)
 
@@ -253,7 +121,7 @@ class Dataset:
         return self._entropy
 
     def _entropy_integrand(self, x: Tensor) -> Tensor:
-        return _neg_p_log_p(self._log_prob(x))
+        return neg_p_log_p(self._log_prob(x))
 
     def _sample(self, n: int, gen: torch.Generator | None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -324,7 +192,7 @@ class Moons(Dataset):
     min_noise = 1e-3  # below it the quadrature needs too many nodes
 
     def __init__(self, noise: float = 0.05):
-        self.noise = _check_positive(noise, "noise", "moons")
+        self.noise = check_number(noise, "noise", "moons", positive=True)
         self._nodes: tuple[Tensor, Tensor] | None = None
 
     def _quadrature(self) -> tuple[Tensor, Tensor]:
@@ -336,7 +204,7 @@ class Moons(Dataset):
                 f"it is available for noise >= {self.min_noise}. Sampling works at any noise."
             )
         if self._nodes is None:
-            t, w = _gauss_legendre(0.0, math.pi, self.noise)
+            t, w = gauss_legendre(0.0, math.pi, self.noise)
             centers = torch.cat([self._arc(torch.full_like(t, k), t) for k in (0, 1)])
             # log of weight / (2 pi) at each node of each arc: t-density 1/pi, arc 1/2
             self._nodes = centers, (w.log() - math.log(2 * math.pi)).repeat(2)
@@ -385,7 +253,7 @@ class Moons(Dataset):
         # only within 10 noise of an arc: elsewhere p < exp(-50) max p, negligible
         near = self._distance_to_arcs(x) < 10 * self.noise
         out = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-        out[near] = _neg_p_log_p(self._log_prob(x[near]))
+        out[near] = neg_p_log_p(self._log_prob(x[near]))
         return out
 
     def _entropy_grid(self):
@@ -416,8 +284,8 @@ class EightGaussians(Dataset):
     has_density = True
 
     def __init__(self, radius: float = 2 * 2**0.5, std: float = 0.5 / 2**0.5):
-        self.radius = _check_positive(radius, "radius", "eight_gaussians")
-        self.std = _check_positive(std, "std", "eight_gaussians")
+        self.radius = check_number(radius, "radius", "eight_gaussians", positive=True)
+        self.std = check_number(std, "std", "eight_gaussians", positive=True)
         self._centers = self.radius * _unit(torch.arange(8, dtype=torch.float64) * math.pi / 4)
 
     def _sample(self, n, gen):
@@ -549,7 +417,7 @@ class Rings(Dataset):
     has_density = True
 
     def __init__(self, noise: float = 0.08):
-        self.noise = _check_positive(noise, "noise", "rings")
+        self.noise = check_number(noise, "noise", "rings", positive=True)
         self._radii = 0.75 * torch.arange(1, 5, dtype=torch.float64)
 
     def _sample(self, n, gen):
@@ -615,7 +483,7 @@ class TwoSpirals(Dataset):
     name = "two_spirals"
 
     def __init__(self, noise: float = 0.1):
-        self.noise = _check_positive(noise, "noise", "two_spirals")
+        self.noise = check_number(noise, "noise", "two_spirals", positive=True)
 
     def _sample(self, n, gen):
         t = 3 * math.pi * _rand(n, gen).sqrt()

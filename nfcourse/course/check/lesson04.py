@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..coupling import AffineCoupling as _RefCoupling
-from ..coupling import alternating_mask, half_mask
-from ..distributions import Flow
-from ..testing import autograd_jacobian, is_triangular
+from ...flow import Flow
+from ...layers.coupling import AffineCoupling as _RefCoupling
+from ...layers.coupling import alternating_mask, half_mask
+from ...testing import autograd_jacobian, is_triangular
 from ._core import Mistake, exercise
 
 __all__ = ["affine_coupling", "make_realnvp"]

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..autoregressive import MADE
-from ..testing import autograd_ladj
+from ...nets import MADE
+from ...testing import autograd_ladj
 from ._core import Mistake, exercise
 
 __all__ = ["made_masks", "maf_sample"]

@@ -42,10 +42,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .distributions import Flow
-from .planar import Planar
-from .plots import DENSITY_CMAP, SECTOR_COLORS, Bounds, _axes, _numpy, _sector, _xy_bounds, grid
-from .radial import Radial
+from ..data.grid import Bounds, grid, xy_bounds
+from ..flow import Flow
+from ..layers import Planar, Radial
+from ..validate import check_number
+from .plots import DENSITY_CMAP, SECTOR_COLORS, get_axes, sector, to_numpy
 
 __all__ = [
     "Explorer",
@@ -89,15 +90,6 @@ def _error_html(err: Exception) -> str:
     )
 
 
-def _finite_number(value: object, name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{where}: `{name}` must be a number, got {type(value).__name__}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{where}: `{name}` must be finite, got {value}.")
-    return value
-
-
 def _density_image(
     ax: Axes, flow: Flow, bounds: Bounds, resolution: int
 ) -> tuple[np.ndarray, bool]:
@@ -115,7 +107,7 @@ def _density_image(
     p = np.exp(log_p)
     p = np.where(np.isnan(p), np.inf, p).reshape(resolution, resolution)
     finite = p[np.isfinite(p)]
-    (x0, x1), (y0, y1) = _xy_bounds(bounds)
+    (x0, x1), (y0, y1) = xy_bounds(bounds)
     top = float(finite.max()) if finite.size else 1.0
     q = float(np.quantile(finite, 0.995)) if finite.size else 1.0
     clipped = bool(top > 3 * q or finite.size < p.size)
@@ -158,7 +150,7 @@ def _stages(flow: Flow, n: int, seed: int | None) -> list[np.ndarray]:
                 stages = flow.stages(n)
     if stages[0].shape[-1] < 2:
         raise ValueError(f"{where}: needs points with at least 2 coordinates.")
-    return [_numpy(s)[:, :2] for s in stages]
+    return [to_numpy(s)[:, :2] for s in stages]
 
 
 def _layer_names(flow: Flow, k_max: int) -> list[str]:
@@ -184,7 +176,7 @@ def _draw_stage(
     data: np.ndarray | None,
 ) -> Axes:
     k_max = len(stages) - 1
-    colors = np.array(SECTOR_COLORS)[_sector(stages[0])]
+    colors = np.array(SECTOR_COLORS)[sector(stages[0])]
     if data is not None:
         ax.scatter(*data.T, s=2, c="#bbbbbb", alpha=0.5, linewidths=0, label="data")
     ax.scatter(*stages[k].T, c=colors, s=3, alpha=0.8, linewidths=0)
@@ -193,7 +185,7 @@ def _draw_stage(
         lo, hi = np.nanmin(everything, 0), np.nanmax(everything, 0)
         pad = 0.05 * (hi - lo) + 1e-9
         bounds = ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
-    (x0, x1), (y0, y1) = _xy_bounds(bounds)
+    (x0, x1), (y0, y1) = xy_bounds(bounds)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal", adjustable="box")
@@ -214,7 +206,7 @@ def _draw_stage(
 def _data_array(data: object) -> np.ndarray | None:
     if data is None:
         return None
-    arr = _numpy(data)
+    arr = to_numpy(data)
     if arr.ndim != 2 or arr.shape[1] < 2:
         raise ValueError(f"`data` must have shape (N, 2) (or (N, D >= 2)), got {arr.shape}.")
     return arr[:, :2]
@@ -233,7 +225,7 @@ def stage_figure(
 
     Each point keeps the colour of the direction of its base sample (six
     60-degree sectors around the origin), as in
-    :func:`nfcourse.plots.plot_stages`, so one can follow a region through the
+    :func:`nfcourse.viz.plots.plot_stages`, so one can follow a region through the
     layers. The same ``seed`` gives the same points for every ``k``.
 
     Args:
@@ -254,7 +246,7 @@ def stage_figure(
     stages = _stages(flow, n, seed)
     k = _check_k(k, len(stages) - 1)
     names = _layer_names(flow, len(stages) - 1)
-    return _draw_stage(_axes(ax), stages, k, names, bounds, _data_array(data))
+    return _draw_stage(get_axes(ax), stages, k, names, bounds, _data_array(data))
 
 
 class Stepper(widgets.VBox):
@@ -313,7 +305,7 @@ def layer_stepper(
     names = _layer_names(flow, len(stages) - 1)
     points = _data_array(data)
     if bounds is not None:
-        _xy_bounds(bounds)  # a bad value is an error now, not in a callback
+        xy_bounds(bounds)  # a bad value is an error now, not in a callback
 
     def draw(ax: Axes, k: int) -> None:
         _draw_stage(ax, stages, _check_k(k, len(stages) - 1), names, bounds, points)
@@ -326,7 +318,7 @@ def layer_stepper(
 
 def _planar_layer(u1: float, u2: float, w1: float, w2: float, b: float) -> Planar:
     where = "planar_density_figure"
-    values = [_finite_number(v, name, where) for v, name in
+    values = [check_number(v, name, where) for v, name in
               ((u1, "u1"), (u2, "u2"), (w1, "w1"), (w2, "w2"), (b, "b"))]
     layer = Planar(2).to(_F64)
     with torch.no_grad():
@@ -373,7 +365,7 @@ def planar_density_figure(
     """The density of ``N(0, I)`` pushed through one planar layer ``x = z + u_hat tanh(w.z + b)``.
 
     ``u = (u1, u2)`` is the raw parameter; the layer uses
-    ``u_hat = nfcourse.planar.constrain_u(u, w)`` (as :class:`nfcourse.Planar`
+    ``u_hat = nfcourse.layers.planar.constrain_u(u, w)`` (as :class:`nfcourse.Planar`
     does), so any slider values give an invertible layer: ``w.u_hat > -1``. The
     density is ``nf.Flow([layer]).log_prob`` on a grid, through the numerical
     inverse. Drawn on top: the hyperplane ``w.x + b = 0`` (its points do not
@@ -387,9 +379,9 @@ def planar_density_figure(
     """
     layer = _planar_layer(u1, u2, w1, w2, b)
     s = planar_summary(u1, u2, w1, w2, b)
-    ax = _axes(ax, figsize=(5.0, 4.6))
+    ax = get_axes(ax, figsize=(5.0, 4.6))
     _, clipped = _density_image(ax, Flow([layer]), bounds, resolution)
-    (x0, x1), (y0, y1) = _xy_bounds(bounds)
+    (x0, x1), (y0, y1) = xy_bounds(bounds)
     w, u, u_hat = np.array(s["w"]), np.array(s["u"]), np.array(s["u_hat"])
     w_sq = float(w @ w)
     base = -b * w / w_sq if w_sq > 0 else np.zeros(2)
@@ -455,8 +447,8 @@ def _inv_softplus(y: float) -> float:
 
 
 def _radial_values(z01, z02, alpha, beta, where: str) -> tuple[float, float, float, float, bool]:
-    z01, z02 = _finite_number(z01, "z0_1", where), _finite_number(z02, "z0_2", where)
-    alpha, beta = _finite_number(alpha, "alpha", where), _finite_number(beta, "beta", where)
+    z01, z02 = check_number(z01, "z0_1", where), check_number(z02, "z0_2", where)
+    alpha, beta = check_number(alpha, "alpha", where), check_number(beta, "beta", where)
     if not alpha > 0:
         raise ValueError(
             f"{where}: `alpha` must be > 0, got {alpha:g}: with alpha = 0, h(r) = 1/r and the "
@@ -532,7 +524,7 @@ def radial_density_figure(
     """
     s = radial_summary(z01, z02, alpha, beta)
     layer = _radial_layer(*s["z0"], s["alpha"], s["beta_used"])
-    ax = _axes(ax, figsize=(5.0, 4.6))
+    ax = get_axes(ax, figsize=(5.0, 4.6))
     _, clipped = _density_image(ax, Flow([layer]), bounds, resolution)
     ax.plot(*s["z0"], marker="x", color="white", markersize=9, mew=2, linestyle="none",
             label="$z_0$")
@@ -654,7 +646,7 @@ def planar_explorer(bounds: Bounds = (-4, 4), resolution: int = 120) -> Explorer
     Each change redraws :func:`planar_density_figure` and the text under it
     (:func:`planar_summary`: ``w.u`` against -1, and what ``constrain_u`` did).
     """
-    _xy_bounds(bounds)
+    xy_bounds(bounds)
     sliders = {
         "u1": _slider("u1", 1.0, -4, 4), "u2": _slider("u2", -1.0, -4, 4),
         "w1": _slider("w1", 1.0, -4, 4), "w2": _slider("w2", -1.0, -4, 4),
@@ -675,7 +667,7 @@ def radial_explorer(bounds: Bounds = (-4, 4), resolution: int = 120) -> Explorer
     ``beta = 1``. Each change redraws :func:`radial_density_figure` and the text
     under it (:func:`radial_summary`: ``beta`` against ``-alpha``).
     """
-    _xy_bounds(bounds)
+    xy_bounds(bounds)
     sliders = {
         "z0_1": _slider("z0_1", 1.0, -3, 3), "z0_2": _slider("z0_2", 1.0, -3, 3),
         "alpha": widgets.FloatLogSlider(

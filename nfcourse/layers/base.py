@@ -25,37 +25,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-
-def check_points(t: Tensor, dim: int | None, name: str, where: str) -> Tensor:
-    """Validate a batch of points of shape ``(*, dim)`` and return it.
-
-    Raises a ``TypeError`` or ``ValueError`` that names the argument, what was
-    expected, what came, and what to do: never a shape error deep inside torch.
-    """
-    if not isinstance(t, Tensor):
-        raise TypeError(
-            f"{where}: `{name}` must be a torch.Tensor of shape (..., {dim or 'D'}), "
-            f"got {type(t).__name__}. Convert it first, e.g. torch.as_tensor({name}, "
-            "dtype=torch.float32)."
-        )
-    if not t.is_floating_point():
-        raise TypeError(
-            f"{where}: `{name}` must be a floating-point tensor, got dtype {t.dtype}. "
-            f"Use {name}.float() (or .double())."
-        )
-    if t.dim() == 0:
-        raise ValueError(
-            f"{where}: `{name}` must have shape (..., {dim or 'D'}) with the "
-            "coordinates in the last dimension, got a scalar. For a single point, "
-            "pass a tensor of shape (D,); for N points, shape (N, D)."
-        )
-    if dim is not None and t.shape[-1] != dim:
-        raise ValueError(
-            f"{where}: `{name}` must have shape (..., {dim}) (coordinates in the last "
-            f"dimension), got shape {tuple(t.shape)}. {where} was built for D = {dim}: "
-            f"pass points with {dim} coordinates, or build it with dim={t.shape[-1]}."
-        )
-    return t
+from ..validate import check_points
 
 
 class Layer(nn.Module):
@@ -74,7 +44,7 @@ class Layer(nn.Module):
     dim: int | None = None
 
     def check(self, t: Tensor, name: str = "z") -> Tensor:
-        """Validate an input of shape ``(*, D)`` (see :func:`check_points`)."""
+        """Validate an input of shape ``(*, D)`` (see :func:`nfcourse.validate.check_points`)."""
         return check_points(t, self.dim, name, type(self).__name__)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
@@ -82,16 +52,6 @@ class Layer(nn.Module):
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-def check_dim(dim: object, where: str) -> int:
-    """Validate a layer's ``dim`` argument: a positive integer."""
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(
-            f"{where}: `dim` must be a positive integer (the number of coordinates D), "
-            f"got {dim!r}."
-        )
-    return dim
 
 
 class Compose(Layer):

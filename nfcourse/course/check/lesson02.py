@@ -21,10 +21,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .. import testing
-from ..distributions import Flow
-from ..elementwise import Affine as _ReferenceAffine
-from ..elementwise import affine_forward, affine_inverse
+from ... import testing
+from ...flow import Flow
+from ...layers.elementwise import Affine as _ReferenceAffine
+from ...layers.elementwise import affine_forward, affine_inverse
 from ._core import Mistake, exercise
 from ._tools import close as _close
 from ._tools import pair as _pair

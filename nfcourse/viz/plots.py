@@ -25,6 +25,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from ..data.grid import Bounds, grid, xy_bounds
+from ..validate import dtype_device
+
 __all__ = [
     "PALETTE",
     "grid",
@@ -47,75 +50,16 @@ DENSITY_CMAP = "viridis"
 SECTOR_COLORS = [PALETTE[i] for i in (0, 1, 9, 3, 2, 4)]
 _BATCH = 16384
 
-Bounds = tuple[float, float] | tuple[tuple[float, float], tuple[float, float]]
-
-
-def _axes(ax: Axes | None, figsize: tuple[float, float] = (4.0, 4.0)) -> Axes:
+def get_axes(ax: Axes | None, figsize: tuple[float, float] = (4.0, 4.0)) -> Axes:
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
 
 
-def _xy_bounds(bounds: Bounds) -> tuple[tuple[float, float], tuple[float, float]]:
-    """``(lo, hi)`` for both axes, or ``((x_lo, x_hi), (y_lo, y_hi))``."""
-    try:
-        if len(bounds) == 2 and all(np.ndim(b) == 0 for b in bounds):
-            lo, hi = float(bounds[0]), float(bounds[1])
-            xb = yb = (lo, hi)
-        else:
-            (x0, x1), (y0, y1) = bounds
-            xb, yb = (float(x0), float(x1)), (float(y0), float(y1))
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"`bounds` must be (lo, hi) or ((x_lo, x_hi), (y_lo, y_hi)), got {bounds!r}."
-        ) from None
-    if not (xb[0] < xb[1] and yb[0] < yb[1]):
-        raise ValueError(f"`bounds` must have lo < hi on each axis, got {bounds!r}.")
-    return xb, yb
-
-
-def _numpy(x: object) -> np.ndarray:
+def to_numpy(x: object) -> np.ndarray:
     if isinstance(x, Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def grid(
-    bounds: Bounds = (-4, 4), resolution: int = 200, dtype: torch.dtype = torch.float32
-) -> tuple[Tensor, Tensor, Tensor]:
-    """A square grid of points over a 2-D box, for evaluating densities.
-
-    The points are the centres of ``resolution x resolution`` pixels covering
-    ``bounds``. ``X, Y`` come from ``torch.meshgrid(xs, ys, indexing="xy")``:
-    row ``i`` of the image holds ``y = ys[i]`` and column ``j`` holds
-    ``x = xs[j]``, the layout ``imshow(..., origin="lower")`` expects (the
-    default ``indexing="ij"`` would transpose the picture).
-
-    Returns:
-        ``(points, X, Y)``: ``points`` of shape ``(R * R, 2)`` with
-        ``points[:, 0] == X.flatten()`` and ``points[:, 1] == Y.flatten()``,
-        so ``values.reshape(R, R)`` lines up with ``X`` and ``Y``.
-    """
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ValueError(f"grid: `resolution` must be a positive int, got {resolution!r}.")
-    (x0, x1), (y0, y1) = _xy_bounds(bounds)
-    centres = (torch.arange(resolution, dtype=dtype) + 0.5) / resolution
-    xs, ys = x0 + (x1 - x0) * centres, y0 + (y1 - y0) * centres
-    X, Y = torch.meshgrid(xs, ys, indexing="xy")
-    return torch.stack([X.flatten(), Y.flatten()], dim=-1), X, Y
-
-
-def _dtype_device(model: object) -> tuple[torch.dtype, torch.device]:
-    if isinstance(model, nn.Module):
-        for t in [*model.parameters(), *model.buffers()]:
-            if t.is_floating_point():
-                return t.dtype, t.device
-    if isinstance(model, torch.distributions.Distribution):
-        with torch.no_grad():
-            s = model.sample()
-        if s.is_floating_point():
-            return s.dtype, s.device
-    return torch.float32, torch.device("cpu")
 
 
 def _log_density_fn(model: object) -> Callable[[Tensor], Tensor]:
@@ -218,8 +162,8 @@ def plot_density(
         The axes; the image is ``ax.images[-1]``, an array of shape
         ``(resolution, resolution)`` with ``x`` along the horizontal axis.
     """
-    ax = _axes(ax)
-    dtype, device = _dtype_device(model_or_fn)
+    ax = get_axes(ax)
+    dtype, device = dtype_device(model_or_fn)
     points, _, _ = grid(bounds, resolution, dtype)
     values = _evaluate(model_or_fn, points.to(device)).reshape(resolution, resolution)
     finite = values[np.isfinite(values)]
@@ -232,7 +176,7 @@ def plot_density(
     else:
         image = np.ma.masked_invalid(np.exp(values))  # exp(-inf) = 0; NaN stays blank
         vmin, vmax, label = 0.0, None, "density"
-    (x0, x1), (y0, y1) = _xy_bounds(bounds)
+    (x0, x1), (y0, y1) = xy_bounds(bounds)
     im = ax.imshow(
         image, origin="lower", extent=(x0, x1, y0, y1), cmap=cmap, vmin=vmin, vmax=vmax,
         interpolation="nearest", aspect="auto",
@@ -262,17 +206,17 @@ def plot_samples(
     ``bounds`` fixes the axis limits (default: fit the points); ``color`` is
     one colour or one value per point (default: the palette's first colour).
     """
-    pts = _numpy(x)
+    pts = to_numpy(x)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(
             f"plot_samples: `x` must have shape (N, 2), got {pts.shape}. For points with more "
             "coordinates, choose two: x[:, [0, 1]]."
         )
-    ax = _axes(ax)
+    ax = get_axes(ax)
     ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, c=PALETTE[0] if color is None else color,
                linewidths=0, label=label)
     if bounds is not None:
-        (x0, x1), (y0, y1) = _xy_bounds(bounds)
+        (x0, x1), (y0, y1) = xy_bounds(bounds)
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
     ax.set_aspect("equal", adjustable="datalim" if bounds is None else "box")
@@ -283,7 +227,7 @@ def plot_samples(
     return ax
 
 
-def _sector(z: np.ndarray) -> np.ndarray:
+def sector(z: np.ndarray) -> np.ndarray:
     """The index (0-5) of the 60-degree sector around the origin that holds each point."""
     angle = np.arctan2(z[:, 1], z[:, 0])  # in [-pi, pi]
     return np.floor((angle + math.pi) / (math.pi / 3)).astype(int) % 6
@@ -314,7 +258,7 @@ def plot_stages(
         The figure; ``fig.axes`` holds the ``K + 1`` panels.
     """
     generator = None if seed is None else torch.Generator().manual_seed(int(seed))
-    _, device = _dtype_device(flow)
+    _, device = dtype_device(flow)
     if generator is not None and device.type != "cpu":
         generator = torch.Generator(device=device).manual_seed(int(seed))
     stages = flow.stages(n, generator=generator)
@@ -332,13 +276,13 @@ def plot_stages(
             f"plot_stages: `titles` must have one entry per panel ({k + 1}: the base and "
             f"{k} layers), got {len(titles)}."
         )
-    z0 = _numpy(stages[0])
-    colors = np.array(SECTOR_COLORS)[_sector(z0)]
+    z0 = to_numpy(stages[0])
+    colors = np.array(SECTOR_COLORS)[sector(z0)]
     fig, axes = plt.subplots(1, k + 1, figsize=(3.0 * (k + 1), 3.2), squeeze=False)
     for ax, points, title in zip(axes[0], stages, titles, strict=True):
-        ax.scatter(*_numpy(points)[:, :2].T, c=colors, s=3, alpha=0.8, linewidths=0)
+        ax.scatter(*to_numpy(points)[:, :2].T, c=colors, s=3, alpha=0.8, linewidths=0)
         if bounds is not None:
-            (x0, x1), (y0, y1) = _xy_bounds(bounds)
+            (x0, x1), (y0, y1) = xy_bounds(bounds)
             ax.set_xlim(x0, x1)
             ax.set_ylim(y0, y1)
         ax.set_aspect("equal", adjustable="datalim" if bounds is None else "box")
@@ -371,7 +315,7 @@ def plot_losses(
     ``-log Z``, the lowest value of its objective (where ``KL = 0``).
     Several histories can share one axes: pass a ``label`` to each.
     """
-    ax = _axes(ax, figsize=(6.0, 3.5))
+    ax = get_axes(ax, figsize=(6.0, 3.5))
     step = np.asarray(history.step, dtype=float)
     loss = np.asarray(history.loss, dtype=float)
     kind = getattr(history, "kind", "nll")
@@ -423,10 +367,10 @@ def plot_1d_density(
     Zero densities (``-inf`` log-densities) are drawn as 0; points where the
     function gives NaN are left out of the curve.
     """
-    ax = _axes(ax, figsize=(5.0, 3.5))
+    ax = get_axes(ax, figsize=(5.0, 3.5))
     xs_samples = None
     if samples is not None:
-        xs_samples = _numpy(samples).reshape(len(samples), -1)
+        xs_samples = to_numpy(samples).reshape(len(samples), -1)
         if xs_samples.shape[1] != 1:
             raise ValueError(
                 f"plot_1d_density: `samples` must have shape (N,) or (N, 1), "
@@ -443,7 +387,7 @@ def plot_1d_density(
     lo, hi = float(bounds[0]), float(bounds[1])
     if not lo < hi:
         raise ValueError(f"plot_1d_density: `bounds` must have lo < hi, got {bounds!r}.")
-    dtype, device = _dtype_device(model_or_fn)
+    dtype, device = dtype_device(model_or_fn)
     xs = torch.linspace(lo, hi, resolution, dtype=dtype, device=device)
     # the shape the model expects: events of shape (1,) for Flows and 1-D vector models
     event_shape = getattr(model_or_fn, "event_shape", None)

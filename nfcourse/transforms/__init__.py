@@ -21,8 +21,7 @@ is the base point ``z`` and the output the data point ``x``:
 - ``t.log_abs_det_jacobian(z, x)`` is ``log|det dx/dz|``, shape ``(*)`` for points ``(*, D)``.
 
 The math is not repeated here: each class composes the course's layers and
-functions (:mod:`nfcourse.elementwise`, :mod:`nfcourse.planar`,
-:mod:`nfcourse.radial`, :mod:`nfcourse.coupling`, :mod:`nfcourse.autoregressive`).
+functions (:mod:`nfcourse.layers`).
 Parameters are the tensors (or the network) you pass: the transforms are not
 modules, so to train one, optimize your tensors or ``transform_net.parameters()``.
 A ``log_prob`` that depends on trainable parameters carries gradients, so
@@ -41,12 +40,14 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 from torch.distributions.transforms import Transform
 
-from .autoregressive import MADE, MAF
-from .base import check_points
-from .coupling import SCALE_BOUND, AffineCoupling, check_mask
-from .planar import constrain_u, planar_forward, planar_inverse
-from .radial import radial_forward, radial_inverse
-from .testing import autograd_jacobian, is_triangular
+from ..layers import MAF, AffineCoupling
+from ..layers.coupling import check_mask
+from ..layers.elementwise import SCALE_BOUND
+from ..layers.planar import constrain_u, planar_forward, planar_inverse
+from ..layers.radial import radial_forward, radial_inverse
+from ..nets import MADE
+from ..testing import autograd_jacobian, is_triangular
+from ..validate import check_points
 
 __all__ = [
     "MADE",  # re-exported so that the seed's namespace (T) can build an autoregressive net
@@ -322,12 +323,12 @@ class AffineTransform(_VectorTransform):
 
 
 class PlanarTransform(_VectorTransform):
-    """Planar layer ``x = z + u tanh(w.z + b)`` (see :mod:`nfcourse.planar`).
+    """Planar layer ``x = z + u tanh(w.z + b)`` (see :mod:`nfcourse.layers.planar`).
 
     ``ladj = log|1 + (w.u) tanh'(w.z + b)|`` (matrix determinant lemma), by
-    :func:`~nfcourse.planar.planar_forward`. Invertible iff ``w.u > -1``; the
+    :func:`~nfcourse.layers.planar.planar_forward`. Invertible iff ``w.u > -1``; the
     inverse has no closed form and is found numerically (a 1-D root find per
-    point, :func:`~nfcourse.planar.planar_inverse`), so ``log_prob`` works on
+    point, :func:`~nfcourse.layers.planar.planar_inverse`), so ``log_prob`` works on
     any points, e.g. a plotting grid.
 
     Args:
@@ -382,8 +383,8 @@ class PlanarTransform(_VectorTransform):
                     "a + (w.u) tanh(a + b), whose slope 1 + (w.u) tanh' must stay positive; "
                     "below -1 the map folds space onto itself, and at exactly -1 its Jacobian "
                     "is singular on the hyperplane.) Choose u with w.u > -1, or let the layer "
-                    "use u_hat = nfcourse.planar.constrain_u(u, w), which moves u along w until "
-                    "w.u_hat > -1. "
+                    "use u_hat = nfcourse.layers.planar.constrain_u(u, w), which moves u along w "
+                    "until w.u_hat > -1. "
                     + _write_instead(
                         f"T.PlanarTransform(u={_code(u)}, w={_code(w)}, b={_code(b)}, "
                         "constrain=True)"
@@ -412,16 +413,16 @@ class RadialTransform(_VectorTransform):
     """Radial layer ``x = z + beta h(r) (z - z0)``, ``h = 1 / (alpha + r)``, ``r = ||z - z0||``.
 
     ``ladj = (D - 1) log(1 + beta h) + log(1 + beta h - beta r h^2)``; inverse in
-    closed form (a quadratic in ``r``); see :mod:`nfcourse.radial`, whose
-    :func:`~nfcourse.radial.radial_forward` and
-    :func:`~nfcourse.radial.radial_inverse` this composes.
+    closed form (a quadratic in ``r``); see :mod:`nfcourse.layers.radial`, whose
+    :func:`~nfcourse.layers.radial.radial_forward` and
+    :func:`~nfcourse.layers.radial.radial_inverse` this composes.
 
     Args:
         z0: the centre, shape ``(D,)``.
         alpha: shape ``()`` or ``(1,)``, must be ``> 0``.
         beta: shape ``()`` or ``(1,)``, must be ``>= -alpha`` (``beta > 0`` pushes
             points away from ``z0``, ``beta < 0`` pulls them in). For trainable
-            unconstrained parameters use ``nfcourse.radial.constrain_alpha_beta``.
+            unconstrained parameters use ``nfcourse.layers.radial.constrain_alpha_beta``.
 
     Fixes the seed's ``alpha = 0`` (which Rezende and Mohamed exclude): then
     ``h = 1/r`` and ``||x - z0|| = ||z - z0|| + beta``, so the map is singular at
@@ -452,8 +453,8 @@ class RadialTransform(_VectorTransform):
                 f"beta={_code(beta_fix)})"
             )
             return (
-                "(For trainable parameters, nfcourse.radial.constrain_alpha_beta maps any real "
-                "numbers to valid ones.) " + _write_instead(code)
+                "(For trainable parameters, nfcourse.layers.radial.constrain_alpha_beta maps "
+                "any real numbers to valid ones.) " + _write_instead(code)
             )
 
         if not a > 0:
@@ -618,7 +619,7 @@ class CouplingTransform(_VectorTransform):
     (for mask ``[1, 0]``: ``Linear(1, ...) ... Linear(..., 2)``). The Jacobian is
     triangular with diagonal ``exp(s)``: ``ladj = sum_b s(z_a)``. Both directions
     cost one pass of the network (the inverse sees ``x_a = z_a``). The network's
-    output is read as in :class:`~nfcourse.coupling.AffineCoupling`, which this
+    output is read as in :class:`~nfcourse.layers.coupling.AffineCoupling`, which this
     wraps (``self.layer``): normalizing direction ``z_b = x_b exp(r) + q``, log-scale
     soft-clamped, ``r = B tanh(raw / B)`` with ``B = scale_bound`` (default 2).
 
@@ -797,7 +798,7 @@ class AutoregressiveTransform(_VectorTransform):
     """Affine autoregressive (MAF) layer ``x_i = z_i * exp(s_i(x_<i)) + m_i(x_<i)``.
 
     ``transform_net`` maps ``(*, D) -> (*, 2D)``: a shift block then a log-scale
-    block, read as in :class:`~nfcourse.autoregressive.MAF`, which this wraps as
+    block, read as in :class:`~nfcourse.layers.autoregressive.MAF`, which this wraps as
     ``self.layer``,
     entry ``i`` of each block depending only on coordinates before ``i`` in one
     fixed order, e.g. ``MADE(D, hidden=(16,))`` (re-exported here as ``T.MADE``).

@@ -15,8 +15,8 @@ Ordered as ``(a, b)``, the Jacobian is block lower-triangular,
 so ``ladj = sum log|g'(z_b)|``: the network is never differentiated and can be
 any function at all. The inverse is *one pass* too: ``x_a = z_a`` is known, so
 the network sees the same input as in the forward pass, and ``g`` is inverted
-elementwise. Both directions cost one evaluation of the network. (The seed
-says coupling layers are hard to invert; they are not. The triangular Jacobian
+elementwise. Both directions cost one evaluation of the network. (The blog
+post says coupling layers are hard to invert; they are not. The triangular Jacobian
 is what makes their log-det cheap.)
 
 One layer leaves ``a`` unchanged: stack layers with complementary masks
@@ -32,110 +32,14 @@ References:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
 
+from ..nets import mlp
 from .base import Layer
-from .elementwise import soft_clamp
-
-# Default bound of a log-scale, shared with the autoregressive layers. The
-# scale of one layer lies in (exp(-2), exp(2)) = (0.14, 7.4): symmetric, so a
-# layer can both contract and expand (nflows' sigmoid(s) + 1e-3 lies in
-# (0.001, 1.001) and cannot expand in the generative direction, which caps the
-# density a flow can reach). Stacking K layers reaches exp(2K), so the bound
-# limits how fast a layer can blow up, not what the flow can express. At equal
-# budget 2 trains as well as 3 or slightly better (docs/benchmarks.md, "What
-# made the difference").
-SCALE_BOUND = 2.0
-
-
-def check_hidden(hidden: object, where: str) -> tuple[int, ...]:
-    """Validate the hidden layer sizes of a network: a sequence of positive ints."""
-    if not isinstance(hidden, (tuple, list)) or not all(
-        isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
-    ):
-        raise ValueError(
-            f"{where}: `hidden` must be a tuple of positive ints (the width of each hidden "
-            f"layer), got {hidden!r}. For one hidden layer of 64 units write hidden=(64,)."
-        )
-    return tuple(hidden)
-
-
-def check_scale_bound(bound: object, where: str) -> float:
-    """Validate a log-scale bound: a positive finite number."""
-    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 0 < bound < math.inf:
-        raise ValueError(
-            f"{where}: `scale_bound` must be a positive finite number (the largest |log-scale| "
-            f"of one layer), got {bound!r}. The default is {SCALE_BOUND}."
-        )
-    return float(bound)
-
-
-def mlp(
-    in_features: int,
-    out_features: int,
-    hidden: Sequence[int] = (64, 64),
-    activation: type[nn.Module] = nn.ReLU,
-) -> nn.Sequential:
-    """A multilayer perceptron ``(*, in_features) -> (*, out_features)``, ReLU between layers.
-
-    Every layer keeps PyTorch's default (random) initialization, the last one
-    included, so a new coupling layer is a random map close to, but not, the
-    identity. Zeroing the last layer would make it exactly the identity, but
-    then the hidden layers get no gradient at the first step and learn slowly;
-    with a network read as ``x = z exp(s) + t`` that start stalled training
-    (docs/benchmarks.md, "What made the difference"). The random start trains
-    well with either reading.
-    """
-    sizes = (in_features, *check_hidden(hidden, "mlp"), out_features)
-    layers: list[nn.Module] = []
-    for n_in, n_out in pairwise(sizes):
-        layers += [nn.Linear(n_in, n_out), activation()]
-    return nn.Sequential(*layers[:-1])  # no activation after the output layer
-
-
-def _read(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """``h = (q, raw)`` -> the shift ``q`` and the soft-clamped log-scale ``r``."""
-    q, raw = h.chunk(2, dim=-1)
-    return q, soft_clamp(raw, bound)
-
-
-def net_affine_inverse(x: Tensor, h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """The affine map a network output defines, normalizing direction: ``z = x exp(r) + q``.
-
-    ``h = (q, raw)`` of shape ``(*, 2K)`` (a shift block, then a log-scale block);
-    ``r = B tanh(raw / B)`` is soft-clamped (``B = bound``); ``x`` is ``(*, K)``;
-    ``ladj = sum(r)``. The network's outputs enter the direction that maximum
-    likelihood trains as they are: the RealNVP paper's own form, ``y = x exp(s) + t``
-    from data to noise. In the lessons' generative notation ``x = z exp(s) + t``
-    this is ``s = -r`` and ``t = -q exp(-r)`` (:func:`shift_log_scale`): the same
-    maps, but reading ``s`` and ``t`` straight off the network trains slower at
-    equal budget, because the shift's effect in the training direction,
-    ``z = (x - t) exp(-s)``, is then scaled by what the same step changes
-    (docs/benchmarks.md, "What made the difference").
-    """
-    q, r = _read(h, bound)
-    return x * r.exp() + q, r.sum(-1)
-
-
-def net_affine_forward(z: Tensor, h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """The inverse of :func:`net_affine_inverse`: ``x = (z - q) exp(-r)``, ``ladj = -sum(r)``."""
-    q, r = _read(h, bound)
-    return (z - q) / r.exp(), r.sum(-1).neg()
-
-
-def shift_log_scale(h: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    """The shift ``t`` and log-scale ``s`` of ``x = z exp(s) + t`` that a network output defines.
-
-    ``h`` as in :func:`net_affine_inverse`: ``s = -r`` and ``t = -q exp(-r)``, each
-    ``(*, K)``. For reading a layer; the layers compute the map without them.
-    """
-    q, r = _read(h, bound)
-    return -q * (-r).exp(), -r
+from .elementwise import SCALE_BOUND, affine_forward, affine_inverse, check_scale_bound, read_affine
 
 
 def check_mask(mask: object, where: str) -> Tensor:
@@ -234,14 +138,14 @@ class Coupling(Layer):
                 f"{where}: `net` must be a torch.nn.Module built once, got "
                 f"{type(net).__name__}. A function that builds a new network at each call "
                 "is a different map every time: neither invertible nor trainable. "
-                f"Build it once, e.g. net=nfcourse.coupling.mlp({d_a}, {self._out_features})."
+                f"Build it once, e.g. net=nfcourse.nets.mlp({d_a}, {self._out_features})."
             )
         first = next((m for m in net.modules() if isinstance(m, nn.Linear)), None)
         if first is not None and first.in_features != d_a:
             raise ValueError(
                 f"{where}: `net` must take the {d_a} coordinates with mask 1 as input, but its "
                 f"first Linear layer has in_features={first.in_features}. Build it with "
-                f"{d_a} inputs, e.g. nfcourse.coupling.mlp({d_a}, {self._out_features})."
+                f"{d_a} inputs, e.g. nfcourse.nets.mlp({d_a}, {self._out_features})."
             )
         return net
 
@@ -257,7 +161,7 @@ class Coupling(Layer):
                 f"(..., {self._out_features}) ({self.params} value(s) for each of the "
                 f"{len(self._b)} transformed coordinates), got output shape {tuple(h.shape)} "
                 f"from input shape {tuple(t_a.shape)}. Build it with {self._out_features} "
-                f"outputs, e.g. nfcourse.coupling.mlp({len(self._a)}, {self._out_features})."
+                f"outputs, e.g. nfcourse.nets.mlp({len(self._a)}, {self._out_features})."
             )
         return h
 
@@ -309,23 +213,27 @@ class AdditiveCoupling(Coupling):
 
 
 class AffineCoupling(Coupling):
-    """RealNVP's affine coupling: ``x_a = z_a``, ``x_b = z_b * exp(s(z_a)) + t(z_a)``.
+    """RealNVP's affine coupling: ``x_a = z_a`` and ``x_b`` an affine map of ``z_b`` set by ``z_a``.
 
-    ``ladj = sum_b s(z_a)``, the log of the triangular Jacobian's diagonal.
-    Invertible for any network since ``exp(s) > 0``; the inverse is one pass:
-    ``z_b = (x_b - t(x_a)) * exp(-s(x_a))``, ``ladj = -sum_b s(x_a)``. Each
-    direction costs one evaluation of the network.
+    ``net`` maps ``(*, D_a) -> (*, 2 * D_b)``: a shift block ``q`` then a raw
+    log-scale block, read in the normalizing direction as the RealNVP paper
+    writes it (:func:`~nfcourse.layers.elementwise.read_affine`)::
 
-    ``net`` maps ``(*, D_a) -> (*, 2 * D_b)``: a shift block ``q`` then a
-    log-scale block, read in the normalizing direction as the paper writes it,
-    ``z_b = x_b * exp(r(x_a)) + q(x_a)`` (:func:`net_affine_inverse`; so
-    ``s = -r`` and ``t = -q exp(-r)`` above). The log-scale is soft-clamped,
-    ``r = B tanh(raw / B)`` with ``B = scale_bound`` (default 2: one layer
-    scales by a factor in ``(0.14, 7.4)``). Near 0 the clamp is the identity; it only stops a single
+        inverse:  z_b = x_b * exp(r(x_a)) + q(x_a),     ladj = sum_b r(x_a),
+        forward:  x_b = (z_b - q(z_a)) * exp(-r(z_a)),  ladj = -sum_b r(z_a).
+
+    That is the textbook ``x_b = z_b * exp(s) + t`` with ``s = -r`` and
+    ``t = -q exp(-r)`` (:mod:`nfcourse.layers.elementwise` says why the library
+    reads it this way). ``ladj`` is the log of the triangular Jacobian's
+    diagonal; ``exp(r) > 0`` makes the layer invertible for any network, and
+    each direction costs one evaluation of it.
+
+    The log-scale is soft-clamped, ``r = B tanh(raw / B)`` with
+    ``B = scale_bound`` (default 2: one layer scales by a factor in
+    ``(0.14, 7.4)``). Near 0 the clamp is the identity; it only stops a single
     layer from exploding, which is what turns training into NaNs. It is
     symmetric, so the layer can expand as well as contract, and stacked layers
-    reach any scale (unlike nflows' ``sigmoid(raw) + 1e-3`` in ``(0.001, 1.001)``,
-    which caps the density the flow can reach).
+    reach any scale.
 
     Reference: Dinh, Sohl-Dickstein, Bengio (2017), "Density estimation using
     Real NVP", arXiv:1605.08803
@@ -344,7 +252,7 @@ class AffineCoupling(Coupling):
         self.scale_bound = check_scale_bound(scale_bound, "AffineCoupling")
 
     def _transform(self, z_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return net_affine_forward(z_b, h, self.scale_bound)
+        return affine_inverse(z_b, *read_affine(h, self.scale_bound))
 
     def _untransform(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return net_affine_inverse(x_b, h, self.scale_bound)
+        return affine_forward(x_b, *read_affine(h, self.scale_bound))

@@ -1,0 +1,179 @@
+"""The conditioners: the networks inside coupling and autoregressive layers.
+
+A conditioner computes the parameters of a layer's elementwise map (a shift
+and a log-scale, or a spline's knots) from the coordinates the layer is
+allowed to look at. :func:`mlp` sees its whole input (a coupling layer feeds
+it only the coordinates that pass through); :class:`MADE` sees all
+coordinates but, through fixed masks, lets output ``i`` depend only on the
+inputs before ``i`` in some order: one pass gives an autoregressive layer
+every coordinate's parameters.
+
+A plain MLP is not autoregressive (every output sees every input; the blog
+post's ``Linear(2, 2)`` example has a full Jacobian, so the log-det formula it
+relies on does not hold).
+
+References:
+    Germain, Gregor, Murray, Larochelle (2015), "MADE: Masked Autoencoder for
+    Distribution Estimation", arXiv:1502.03509
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .validate import check_dim, check_hidden, check_int, check_points
+
+
+def mlp(
+    in_features: int,
+    out_features: int,
+    hidden: Sequence[int] = (64, 64),
+    activation: type[nn.Module] = nn.ReLU,
+) -> nn.Sequential:
+    """A multilayer perceptron ``(*, in_features) -> (*, out_features)``, ReLU between layers.
+
+    Every layer keeps PyTorch's default (random) initialization, the last one
+    included, so a new coupling layer is a random map close to, but not, the
+    identity. Zeroing the last layer would make it exactly the identity, but
+    then the hidden layers get no gradient at the first step and learn slowly;
+    with a network read as ``x = z exp(s) + t`` that start stalled training
+    (docs/benchmarks.md, "What made the difference"). The random start trains
+    well with either reading.
+    """
+    sizes = (
+        check_int(in_features, "in_features", "mlp"),
+        *check_hidden(hidden, "mlp"),
+        check_int(out_features, "out_features", "mlp"),
+    )
+    layers: list[nn.Module] = []
+    for n_in, n_out in pairwise(sizes):
+        layers += [nn.Linear(n_in, n_out), activation()]
+    return nn.Sequential(*layers[:-1])  # no activation after the output layer
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer with some connections cut for good: ``y = x (W * M)^T + b``.
+
+    ``mask`` ``M`` has the weight's shape ``(out_features, in_features)``;
+    ``M[k, j] = 0`` removes the connection from input ``j`` to output ``k``
+    (the weight stays but never acts, and its gradient is 0).
+    """
+
+    def __init__(self, mask: Tensor, bias: bool = True):
+        if mask.dim() != 2:
+            raise ValueError(
+                "MaskedLinear: `mask` must have shape (out_features, in_features), got "
+                f"shape {tuple(mask.shape)}."
+            )
+        super().__init__(mask.shape[1], mask.shape[0], bias)
+        self.register_buffer("mask", mask.to(self.weight.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def _check_order(order: object, dim: int) -> Tensor:
+    """The input degrees: ``order`` (a permutation of 1..D) or 1..D by default."""
+    if order is None:
+        return torch.arange(1, dim + 1)
+    order = torch.as_tensor(order)
+    if order.shape != (dim,) or not torch.equal(order.sort().values, torch.arange(1, dim + 1)):
+        raise ValueError(
+            f"MADE: `order` must be a permutation of 1..{dim} (the degree of each input "
+            f"coordinate), got {order.tolist()}. For a random order use "
+            f"torch.randperm({dim}) + 1; to reverse it, torch.arange({dim}, 0, -1)."
+        )
+    return order.long()
+
+
+def _hidden_degrees(width: int, dim: int) -> Tensor:
+    """Degrees of a hidden layer: cycle through 1..D-1, so every degree is used.
+
+    A unit of degree ``d`` sees the inputs of degree ``<= d``. For D = 1 all
+    units get degree 0: they see no input, and neither does the output.
+    """
+    if dim == 1:
+        return torch.zeros(width, dtype=torch.long)
+    return torch.arange(width) % (dim - 1) + 1
+
+
+class MADE(nn.Module):
+    """Masked autoencoder: an MLP ``(*, D) -> (*, params * D)`` that is autoregressive.
+
+    Every unit has a *degree*: the inputs have ``order`` (default ``1..D``),
+    hidden units cycle through ``1..D-1``, the outputs have the inputs'
+    degrees again. A hidden unit of degree ``d`` sees the units of the layer
+    below with degree ``<= d``; an output of degree ``d`` sees hidden units of
+    degree ``< d`` (strictly). Hence output ``i`` depends only on inputs of
+    strictly smaller degree: the product of the masks, :attr:`connectivity`,
+    is strictly lower-triangular in degree order. One pass of the network
+    gives every coordinate's parameters.
+
+    The output is ``params`` consecutive blocks of ``D`` (so
+    ``shift, log_scale = made(x).chunk(2, dim=-1)``), entry ``i`` of each block
+    belonging to coordinate ``i``. All layers keep PyTorch's default (random)
+    initialization, so a new MAF layer is a random map near the identity (see
+    :func:`mlp` for why not exactly the identity). For
+    D = 1 the output depends on no input: it is a learned constant.
+
+    Attributes:
+        order: the input degrees, shape ``(D,)``.
+        masks: the masks of the layers, input to output, each ``(out, in)``.
+
+    Reference: Germain, Gregor, Murray, Larochelle (2015), "MADE: Masked
+    Autoencoder for Distribution Estimation", arXiv:1502.03509
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: Sequence[int] = (64, 64),
+        params: int = 2,
+        order: Tensor | None = None,
+    ):
+        super().__init__()
+        self.dim = check_dim(dim, "MADE")
+        self.hidden = check_hidden(hidden, "MADE")
+        params = check_int(
+            params, "params", "MADE", meaning="the number of values per coordinate, e.g. 2"
+        )
+        self.params = params
+        self.register_buffer("order", _check_order(order, dim))
+        degrees = self.degrees
+        masks = [d_out[:, None] >= d_in for d_in, d_out in pairwise(degrees[:-1])]
+        masks.append(degrees[-1][:, None] > degrees[-2])  # strict: no output sees itself
+        layers: list[nn.Module] = []
+        for mask in masks:
+            layers += [MaskedLinear(mask), nn.ReLU()]
+        self.net = nn.Sequential(*layers[:-1])
+
+    @property
+    def degrees(self) -> list[Tensor]:
+        """The degrees of the units, layer by layer: inputs, hidden layers, outputs."""
+        hidden = [_hidden_degrees(width, self.dim).to(self.order.device) for width in self.hidden]
+        return [self.order, *hidden, self.order.repeat(self.params)]
+
+    @property
+    def masks(self) -> list[Tensor]:
+        """The 0/1 masks of the layers, input to output; each has shape ``(out, in)``."""
+        return [m.mask for m in self.net if isinstance(m, MaskedLinear)]
+
+    @property
+    def connectivity(self) -> Tensor:
+        """The product of the masks, ``(params * D, D)``: entry ``(i, j)`` counts the paths
+        from input ``j`` to output ``i``; 0 means output ``i`` cannot depend on input ``j``."""
+        masks = self.masks
+        paths = masks[0]
+        for mask in masks[1:]:
+            paths = mask @ paths
+        return paths
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(check_points(x, self.dim, "x", "MADE"))
+
+

@@ -1,7 +1,7 @@
 """What made the difference: nfcourse's RealNVP and MAF with one default reverted at a time.
 
-Three defaults of :mod:`nfcourse.layers.coupling` and :mod:`nfcourse.layers.autoregressive` decide how
-well a flow trains at a fixed budget, and each was chosen by this comparison:
+Three defaults of :mod:`nfcourse.layers.coupling` and :mod:`nfcourse.layers.autoregressive`
+decide how well a flow trains at a fixed budget, and each was chosen by this comparison:
 
 - the conditioner keeps PyTorch's default (random) initialization; reverting it zeroes
   the network's last layer, so that every new layer is exactly the identity;

@@ -12,11 +12,20 @@ import pytest
 import torch
 from torch import nn
 
-from nfcourse import testing
-from nfcourse import IAF, MADE, MAF, MaskedLinear
-from nfcourse import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask, mlp
-from nfcourse.layers.elementwise import SCALE_BOUND, shift_log_scale
+from nfcourse import (
+    IAF,
+    MADE,
+    MAF,
+    AdditiveCoupling,
+    AffineCoupling,
+    MaskedLinear,
+    alternating_mask,
+    half_mask,
+    mlp,
+    testing,
+)
 from nfcourse.flow import Flow
+from nfcourse.layers.elementwise import SCALE_BOUND, shift_log_scale
 
 F64 = torch.float64
 HIDDEN = (16, 16)

@@ -16,6 +16,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from torch import nn  # noqa: E402
 
 from nfcourse import Affine, Exp, Flow, Sigmoid  # noqa: E402
+from nfcourse.train import History  # noqa: E402
 from nfcourse.viz.plots import (  # noqa: E402
     PALETTE,
     SECTOR_COLORS,
@@ -26,7 +27,6 @@ from nfcourse.viz.plots import (  # noqa: E402
     plot_samples,
     plot_stages,
 )
-from nfcourse.train import History  # noqa: E402
 
 D = torch.distributions
 

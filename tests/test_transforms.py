@@ -26,8 +26,12 @@ import torch.distributions as D  # noqa: E402
 from torch import nn  # noqa: E402
 
 import nfcourse.transforms as T  # noqa: E402
-from nfcourse import MADE, MAF, MaskedLinear  # noqa: E402
-from nfcourse import mlp  # noqa: E402
+from nfcourse import (  # noqa: E402
+    MADE,
+    MAF,
+    MaskedLinear,
+    mlp,  # noqa: E402
+)
 from nfcourse.testing import autograd_ladj  # noqa: E402
 
 F64 = torch.float64

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,9 +40,10 @@ from .evaluate import (
     reverse_kl,
 )
 from .flow import Flow
-from .validate import check_int, dtype_device, make_generator
+from .validate import check_int, check_number, dtype_device, make_generator
 
 __all__ = [
+    "DivergenceWarning",
     "History",
     "NonFiniteLossError",
     "fit",
@@ -53,6 +55,13 @@ __all__ = [
 # Losses are moved to Python, checked for NaN and shown on the bar once every
 # _CHECK_EVERY steps (one synchronization per chunk, not per step).
 _CHECK_EVERY = 10
+# A loss more than _EXPLODED times the best loss's scale (at least 1 nat) above the best
+# has exploded: orders of magnitude, not the noise of a minibatch or a bumpy stretch.
+_EXPLODED = 100.0
+
+
+class DivergenceWarning(UserWarning):
+    """The training loss exploded (finite, but orders of magnitude above its best)."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -88,6 +97,8 @@ class History:
         val_seconds: wall time (s) since the start at each validation.
         seconds: total wall time (s) of the run.
         kind: ``"nll"`` or ``"reverse_kl"`` (what ``loss`` measures).
+        restored_step: ``None``, or the step whose parameters the flow was given
+            back because the run ended with an exploded loss (see :func:`fit`).
     """
 
     step: list[int] = field(default_factory=list)
@@ -97,6 +108,7 @@ class History:
     val_seconds: list[float] = field(default_factory=list)
     seconds: float = 0.0
     kind: str = "nll"
+    restored_step: int | None = None
 
     @property
     def final_val_nll(self) -> float:
@@ -130,36 +142,54 @@ class History:
 # validation of arguments
 
 
-def _optimizer(params: list[Tensor], lr: float, weight_decay: float, where: str):
+@dataclass(frozen=True)
+class _Settings:
+    """The optimization settings both fits share, validated once (:func:`_settings`)."""
+
+    where: str
+    steps: int
+    lr: float
+    schedule: str | None
+    weight_decay: float
+    clip_grad: float | None
+    progress: bool
+
+    def learning_rates(self) -> list[float]:
+        """The learning rate of every step: constant, or cosine decay from ``lr`` towards 0."""
+        if self.schedule is None:
+            return [self.lr] * self.steps
+        return [0.5 * self.lr * (1 + math.cos(math.pi * i / self.steps)) for i in range(self.steps)]
+
+
+def _settings(where, steps, lr, schedule, weight_decay, clip_grad, progress) -> _Settings:
+    if schedule not in (None, "cosine"):
+        raise ValueError(f"{where}: `schedule` must be 'cosine' or None, got {schedule!r}.")
+    if clip_grad is not None:
+        clip_grad = check_number(clip_grad, "clip_grad", where, positive=True, example="1.0")
+    weight_decay = check_number(weight_decay, "weight_decay", where, example="1e-4")
+    if weight_decay < 0:
+        raise ValueError(f"{where}: `weight_decay` must be >= 0, got {weight_decay!r}.")
+    return _Settings(
+        where=where,
+        steps=check_int(steps, "steps", where),
+        lr=check_number(lr, "lr", where, positive=True, example="1e-3"),
+        schedule=schedule,
+        weight_decay=weight_decay,
+        clip_grad=clip_grad,
+        progress=bool(progress),
+    )
+
+
+def _optimizer(params: list[Tensor], settings: _Settings):
     """Adam (AdamW with weight decay), the fused kernel where the device supports it."""
     if not params:
-        raise ValueError(f"{where}: the flow has no trainable parameters.")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"{where}: `lr` must be a positive number, got {lr!r}.")
-    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
-        raise ValueError(f"{where}: `weight_decay` must be >= 0, got {weight_decay!r}.")
-    cls = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+        raise ValueError(f"{settings.where}: the flow has no trainable parameters.")
+    cls = torch.optim.AdamW if settings.weight_decay > 0 else torch.optim.Adam
+    kwargs = {"lr": settings.lr, "weight_decay": settings.weight_decay}
     try:  # the fused kernel does the same update, ~15% faster per step on small flows
-        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return cls(params, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
-        return cls(params, lr=lr, weight_decay=weight_decay)
-
-
-def _lr_schedule(lr: float, steps: int, schedule: str | None, where: str) -> list[float]:
-    """The learning rate of every step: constant, or cosine decay from ``lr`` towards 0."""
-    if schedule is None:
-        return [lr] * steps
-    if schedule != "cosine":
-        raise ValueError(f"{where}: `schedule` must be 'cosine' or None, got {schedule!r}.")
-    return [0.5 * lr * (1 + math.cos(math.pi * i / steps)) for i in range(steps)]
-
-
-def _check_clip(clip_grad: float | None, where: str) -> None:
-    if clip_grad is not None and not (isinstance(clip_grad, (int, float)) and clip_grad > 0):
-        raise ValueError(
-            f"{where}: `clip_grad` must be None or a positive number (the largest gradient "
-            f"norm), got {clip_grad!r}."
-        )
+        return cls(params, **kwargs)
 
 
 # ----------------------------------------------------------------------------
@@ -167,56 +197,96 @@ def _check_clip(clip_grad: float | None, where: str) -> None:
 
 
 class _Loop:
-    """Bookkeeping shared by both training loops: loss chunks, NaN check, rollback, bar.
+    """Bookkeeping shared by both training loops: loss chunks, divergence, the best parameters.
 
     Every ``_CHECK_EVERY`` steps (and at the end) the pending losses are moved
     to Python in one go and checked. The parameters are snapshotted at each
-    check, so on a non-finite loss they can be restored to the latest snapshot
-    whose own loss is known to be finite.
+    check and scored by the next step's loss, which is computed with exactly
+    those parameters. The best-scored snapshot is kept, so that a run that
+    diverges can be given back its best parameters:
+
+    - a NaN or infinite loss stops the run with :class:`NonFiniteLossError`,
+      the parameters restored to the best snapshot;
+    - a finite loss that explodes, more than ``_EXPLODED`` times the best
+      loss's scale above it, gives one :class:`DivergenceWarning`; if the run
+      ends that far above its best, the best parameters are restored, with a
+      second warning that says so.
     """
 
-    def __init__(self, params: list[Tensor], steps: int, kind: str, progress: bool, desc: str):
-        self.params, self.steps, self.where = params, steps, desc
+    def __init__(self, params: list[Tensor], settings: _Settings, kind: str):
+        self.params, self.settings = params, settings
+        self.steps, self.where = settings.steps, settings.where
         self.history = History(kind=kind)
         self.pending: list[Tensor] = []
-        self.snapshot = (0, [p.detach().clone() for p in params])  # (step, values)
-        self.confirmed = self.snapshot  # a snapshot whose next loss was finite
+        self.snapshot = self._take(0)  # (step, values), not scored yet
+        self.best: tuple[float, tuple[int, list[Tensor]]] | None = None  # (score, snapshot)
+        self.warned = False
         self.train_text = self.val_text = ""
         self.start = time.perf_counter()
         from tqdm.auto import tqdm  # here, not at import: in a notebook it loads ipywidgets
 
-        self.bar = tqdm(total=steps, desc=desc, disable=not progress, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=self.steps, desc=self.where, disable=not settings.progress, dynamic_ncols=True
+        )
+
+    def _take(self, step: int) -> tuple[int, list[Tensor]]:
+        return step, [p.detach().clone() for p in self.params]
+
+    def _score(self, loss: float) -> None:
+        """Score the current snapshot by ``loss``, the loss computed with its parameters."""
+        if math.isfinite(loss) and (self.best is None or loss < self.best[0]):
+            self.best = (loss, self.snapshot)
+
+    def _restore(self) -> int:
+        """Put the best snapshot's values back into the parameters; its step (0: the start)."""
+        step, values = self.best[1] if self.best is not None else self.snapshot
+        with torch.no_grad():
+            for p, v in zip(self.params, values, strict=True):
+                p.copy_(v)
+        return step
+
+    def _exploded(self, value: float) -> bool:
+        if self.best is None:
+            return False
+        best = self.best[0]
+        return value > best + _EXPLODED * max(1.0, abs(best))
 
     def check(self, step: int, advice: str) -> None:
-        """Record the pending losses of steps up to ``step``; raise if one is not finite."""
+        """Record the pending losses of steps up to ``step``; stop if one is not finite."""
         values = torch.stack(self.pending).tolist()
         self.pending.clear()
         first = step - len(values) + 1
-        for k, v in enumerate(values):
-            if not math.isfinite(v):
-                self._fail(first + k, v, advice)
-            self.history.step.append(first + k)
-            self.history.loss.append(v)
-        self.confirmed = self.snapshot  # its next loss (step first) was finite
-        self.snapshot = (step, [p.detach().clone() for p in self.params])
+        finite = next((k for k, v in enumerate(values) if not math.isfinite(v)), len(values))
+        self._score(values[0])
+        self.history.step.extend(range(first, first + finite))
+        self.history.loss.extend(values[:finite])
+        if finite < len(values):
+            self._fail(first + finite, values[finite], advice)
+        mean = sum(values) / len(values)
+        if not self.warned and self._exploded(mean):
+            self.warned = True
+            warnings.warn(
+                f"{self.where}: the training loss exploded to {mean:.4g} around step {step} "
+                f"of {self.steps} (its best was {self.best[0]:.4g}). {advice}",
+                DivergenceWarning,
+                stacklevel=4,
+            )
+        self.snapshot = self._take(step)
         if not self.bar.disable:
             label = "NLL" if self.history.kind == "nll" else "loss"
-            self.train_text = f"{label} {sum(values) / len(values):.3f}"
+            self.train_text = f"{label} {mean:.3f}"
             self.bar.set_postfix_str(self.train_text + self.val_text, refresh=False)
             self.bar.update(len(values))
 
     def _fail(self, step: int, value: float, advice: str) -> None:
-        # the snapshot after step s is good if the loss computed with it (step s + 1) was finite
-        step0, values = self.snapshot if step > self.snapshot[0] + 1 else self.confirmed
-        with torch.no_grad():
-            for p, v in zip(self.params, values, strict=True):
-                p.copy_(v)
+        restored = self._restore()
         raise NonFiniteLossError(
             f"{self.where}: the training loss became {value} at step {step} of {self.steps}. "
-            f"The flow's parameters were restored to their values after step {step0}. {advice}",
+            f"The flow's parameters were restored to their values after step {restored}, "
+            f"where the loss was lowest. {advice}",
             step=step,
             value=value,
-            restored_step=step0,
+            restored_step=restored,
             history=self.history,
         )
 
@@ -227,59 +297,70 @@ class _Loop:
         self.val_text = f", val NLL {value:.3f}"
         self.bar.set_postfix_str(self.train_text + self.val_text, refresh=False)
 
-    def close(self) -> History:
+    def finish(self, advice: str) -> History:
+        """Close the bar; if the run ended far above its best loss, restore the best parameters."""
+        self.close()
+        tail = self.history.loss[-_CHECK_EVERY:]
+        if tail and self._exploded(sum(tail) / len(tail)):
+            restored = self._restore()
+            self.history.restored_step = restored
+            warnings.warn(
+                f"{self.where}: the run ended with a training loss of "
+                f"{sum(tail) / len(tail):.4g}, far above its best ({self.best[0]:.4g}); the "
+                f"flow's parameters were restored to their values after step {restored}. "
+                f"{advice}",
+                DivergenceWarning,
+                stacklevel=3,
+            )
+        return self.history
+
+    def close(self) -> None:
         self.bar.close()
         self.history.seconds = time.perf_counter() - self.start
-        return self.history
 
 
 def _optimize(
     flow: nn.Module,
     objective: Callable[[int], tuple[Tensor, Tensor]],
-    *,
-    steps: int,
-    lr: float,
-    schedule: str | None,
-    weight_decay: float,
-    clip_grad: float | None,
+    settings: _Settings,
     kind: str,
-    progress: bool,
-    where: str,
     advice: str,
     after_step: Callable[[int, _Loop], None] | None = None,
 ) -> History:
     """The loop both fits share: ``objective(step) -> (loss to minimize, value to record)``.
 
     Sets the step's learning rate, takes one optimizer step, hands the recorded
-    value to the bookkeeping (NaN check, progress bar), then calls
+    value to the bookkeeping (divergence checks, progress bar), then calls
     ``after_step(step, loop)`` (e.g. validation). The flow is in training mode
     during the loop and back in its previous mode afterwards.
     """
     params = [p for p in flow.parameters() if p.requires_grad]
-    optimizer = _optimizer(params, lr, weight_decay, where)
-    lrs = _lr_schedule(lr, steps, schedule, where)
+    optimizer = _optimizer(params, settings)
+    lrs = settings.learning_rates()
     was_training = flow.training
     flow.train()
-    loop = _Loop(params, steps, kind, progress, where)
+    loop = _Loop(params, settings, kind)
     try:
-        for step in range(1, steps + 1):
+        for step in range(1, settings.steps + 1):
             for group in optimizer.param_groups:
                 group["lr"] = lrs[step - 1]
             loss, value = objective(step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if clip_grad is not None:
-                nn.utils.clip_grad_norm_(params, clip_grad)
+            if settings.clip_grad is not None:
+                nn.utils.clip_grad_norm_(params, settings.clip_grad)
             optimizer.step()
             loop.pending.append(value.detach())
-            if step % _CHECK_EVERY == 0 or step == steps:
+            if step % _CHECK_EVERY == 0 or step == settings.steps:
                 loop.check(step, advice)
             if after_step is not None:
                 after_step(step, loop)
+    except BaseException:
+        loop.close()
+        raise
     finally:
         flow.train(was_training)
-        loop.close()
-    return loop.history
+    return loop.finish(advice)
 
 
 def _log_prob(flow: nn.Module, x: Tensor) -> Tensor:
@@ -351,14 +432,21 @@ def fit(
 
     Raises:
         NonFiniteLossError: a loss was NaN or infinite; the parameters are
-            restored to a recent step whose loss was finite (named in the message).
+            restored to the snapshot (one every 10 steps) with the lowest loss,
+            named in the message.
+
+    Warns:
+        DivergenceWarning: the loss exploded (finite, but more than 100 times
+            its best's scale above the best). If the run ends that far above
+            its best, the flow is given back its best parameters
+            (``History.restored_step`` says from which step), and a second
+            warning says so.
     """
     where = "fit"
     check_model(flow, where)
-    steps = check_int(steps, "steps", where)
+    settings = _settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
     batch_size = check_int(batch_size, "batch_size", where)
     eval_every = check_int(eval_every, "eval_every", where)
-    _check_clip(clip_grad, where)
     data = as_data(data, flow, "data", where)
     if val_data is not None:
         val_data = as_data(val_data, flow, "val_data", where)
@@ -378,20 +466,7 @@ def fit(
         if val_data is not None and (step % eval_every == 0 or step == steps):
             loop.validate(step, nll(flow, val_data))  # eval mode inside, then back
 
-    return _optimize(
-        flow,
-        objective,
-        steps=steps,
-        lr=lr,
-        schedule=schedule,
-        weight_decay=weight_decay,
-        clip_grad=clip_grad,
-        kind="nll",
-        progress=progress,
-        where=where,
-        advice=_NLL_ADVICE.format(lr=lr),
-        after_step=validate,
-    )
+    return _optimize(flow, objective, settings, "nll", _NLL_ADVICE.format(lr=lr), validate)
 
 
 # ----------------------------------------------------------------------------
@@ -462,13 +537,11 @@ def fit_reverse_kl(
             f"got {type(flow).__name__}."
         )
     log_p = as_log_density(log_density, where)
-    steps = check_int(steps, "steps", where)
+    settings = _settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
     n_samples = check_int(n_samples, "n_samples", where)
-    if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
-        raise ValueError(f"{where}: `anneal_steps` must be an int >= 0, got {anneal_steps!r}.")
+    anneal_steps = check_int(anneal_steps, "anneal_steps", where, smallest=0)
     if not (isinstance(beta_start, (int, float)) and 0 < beta_start <= 1):
         raise ValueError(f"{where}: `beta_start` must be in (0, 1], got {beta_start!r}.")
-    _check_clip(clip_grad, where)
     _, device = dtype_device(flow)
     gen = make_generator(seed, generator, where, device)
 
@@ -483,16 +556,4 @@ def fit_reverse_kl(
         beta = beta_start + (1 - beta_start) * (step - 1) / anneal_steps
         return (log_q - beta * lp).mean(), kl
 
-    return _optimize(
-        flow,
-        objective,
-        steps=steps,
-        lr=lr,
-        schedule=schedule,
-        weight_decay=weight_decay,
-        clip_grad=clip_grad,
-        kind="reverse_kl",
-        progress=progress,
-        where=where,
-        advice=_KL_ADVICE.format(lr=lr),
-    )
+    return _optimize(flow, objective, settings, "reverse_kl", _KL_ADVICE.format(lr=lr))

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
+import nfcourse as nf
 from nfcourse import Affine, Flow
 from nfcourse.train import (
+    DivergenceWarning,
     History,
     NonFiniteLossError,
-    _lr_schedule,
+    _settings,
     fit,
     fit_reverse_kl,
     nll,
@@ -178,10 +181,10 @@ def test_fit_options_run():
 
 
 def test_cosine_schedule():
-    lrs = _lr_schedule(0.1, 100, "cosine", "fit")
+    lrs = _settings("fit", 100, 0.1, "cosine", 0.0, None, False).learning_rates()
     assert lrs[0] == 0.1 and all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
     assert 0 < lrs[-1] < 1e-3
-    assert _lr_schedule(0.1, 5, None, "fit") == [0.1] * 5
+    assert _settings("fit", 5, 0.1, None, 0.0, None, False).learning_rates() == [0.1] * 5
     with pytest.raises(ValueError, match="schedule"):
         fit(gaussian_flow(), gaussian_data(10, 1), steps=2, schedule="linear", progress=False)
 
@@ -352,3 +355,52 @@ def test_fit_reverse_kl_errors():
         fit_reverse_kl(flow, lambda x: torch.where(x[:, 0] > 0, 0.0, -math.inf), steps=5,
                        progress=False)
     assert all(torch.isfinite(p).all() for p in flow.parameters())
+
+
+# --- runs that diverge: one clear message, the best parameters back -------------------------------
+
+
+def _moons_fit(flow, lr: float, steps: int = 60):
+    data = nf.datasets.moons().sample(500, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            history, error = fit(flow, data, steps=steps, lr=lr, progress=False, seed=0), None
+        except NonFiniteLossError as err:
+            history, error = None, err
+    return data, history, error, [w for w in caught if issubclass(w.category, DivergenceWarning)]
+
+
+def test_an_exploding_loss_warns_and_the_run_gives_back_its_best_parameters():
+    torch.manual_seed(0)
+    flow = nf.realnvp(2, 3, (32,))
+    start = [p.detach().clone() for p in flow.parameters()]
+    data, history, error, warned = _moons_fit(flow, lr=30.0)
+    assert error is None and max(history.loss) > 1e20  # finite, but exploded
+    assert len(warned) == 2
+    assert "exploded" in str(warned[0].message) and "lr=30.0" in str(warned[0].message)
+    assert "restored to their values after step 0" in str(warned[1].message)
+    assert history.restored_step == 0  # the loss was never lower than at the start
+    for p, q in zip(flow.parameters(), start, strict=True):
+        torch.testing.assert_close(p.detach(), q)
+    assert nll(flow, data) < 10
+
+
+def test_a_healthy_run_neither_warns_nor_restores():
+    torch.manual_seed(0)
+    _, history, error, warned = _moons_fit(nf.realnvp(2, 3, (32,)), lr=3e-3)
+    assert error is None and not warned and history.restored_step is None
+
+
+@pytest.mark.parametrize("builder", [nf.planar_flow, nf.radial_flow])
+@pytest.mark.parametrize("lr", [3.0, 30.0, 300.0])
+def test_planar_and_radial_fits_never_die_in_the_invertibility_check(builder, lr):
+    """The layers keep themselves invertible, so a diverging fit is reported as a divergence
+    (with advice a learner can follow), and the flow can still score data afterwards."""
+    torch.manual_seed(0)
+    flow = builder(2, layers=8)
+    data, history, error, warned = _moons_fit(flow, lr=lr)
+    if error is not None:
+        assert f"lr={lr}" in str(error) and "where the loss was lowest" in str(error)
+    assert all(torch.isfinite(p).all() for p in flow.parameters())
+    assert math.isfinite(nll(flow, data))

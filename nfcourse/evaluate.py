@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .validate import check_finite, check_int, dtype_device, make_generator
+from .validate import as_model_dtype, check_finite, check_int, dtype_device, make_generator
 
 __all__ = ["gap_to_entropy", "nll", "reverse_kl"]
 
@@ -39,22 +39,24 @@ def check_model(flow: object, where: str) -> None:
 def as_data(data: object, flow: nn.Module, name: str, where: str) -> Tensor:
     """Validate data points of shape ``(N, D)`` and return them in the flow's dtype and device.
 
-    NumPy arrays are converted; floating tensors are cast to the flow's dtype.
+    NumPy arrays are converted; the points are moved to the flow's device and
+    cast to its dtype (:func:`~nfcourse.validate.as_model_dtype`) after the check
+    for NaN, so values that do not fit the dtype get their own message.
     """
-    dtype, device = dtype_device(flow) if isinstance(flow, nn.Module) else (None, None)
     dim = getattr(flow, "dim", None)
     expected = f"(N, {dim if dim is not None else 'D'})"
     if isinstance(data, np.ndarray):
         if not np.issubdtype(data.dtype, np.number):
             raise TypeError(f"{where}: `{name}` must hold numbers, got a {data.dtype} array.")
-        data = torch.as_tensor(data, dtype=dtype, device=device)
+        data = torch.as_tensor(data)
+        data = data if data.is_floating_point() else data.double()
     elif isinstance(data, Tensor):
         if not data.is_floating_point():
             raise TypeError(
                 f"{where}: `{name}` must be a floating-point tensor of shape {expected}, got "
                 f"dtype {data.dtype}. Use {name}.float()."
             )
-        data = data.detach().to(dtype=dtype, device=device)
+        data = data.detach()
     else:
         raise TypeError(
             f"{where}: `{name}` must be a torch.Tensor (or NumPy array) of shape {expected}, "
@@ -72,7 +74,10 @@ def as_data(data: object, flow: nn.Module, name: str, where: str) -> Tensor:
         raise ValueError(
             f"{where}: `{name}` is empty (shape {tuple(data.shape)}); pass at least one point."
         )
-    return check_finite(data, name, where)
+    data = check_finite(data, name, where)
+    if not isinstance(flow, nn.Module):
+        return data
+    return as_model_dtype(data.to(dtype_device(flow)[1]), flow, name, where)
 
 
 def as_log_density(target: object, where: str) -> Callable[[Tensor], Tensor]:

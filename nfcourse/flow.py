@@ -32,7 +32,16 @@ from .layers import (
     Reverse,
     alternating_mask,
 )
-from .validate import check_count, check_dim, check_finite, check_int, check_points
+from .validate import (
+    allocation,
+    as_model_dtype,
+    check_count,
+    check_dim,
+    check_finite,
+    check_generator,
+    check_int,
+    check_points,
+)
 
 
 class StandardNormal(nn.Module):
@@ -60,6 +69,36 @@ class StandardNormal(nn.Module):
             return self.rsample(shape, generator)
 
 
+def _check_base(base: object) -> int | None:
+    """A base distribution: ``log_prob`` and ``rsample``, one value per D-dimensional point.
+
+    Returns its number of coordinates D where it says (``dim`` or ``event_shape``).
+    """
+    if not (callable(getattr(base, "log_prob", None)) and callable(getattr(base, "rsample", None))):
+        raise TypeError(
+            f"Flow: `base` must be a distribution with log_prob and rsample (e.g. "
+            f"torch.distributions.MultivariateNormal, or None for a standard normal), got "
+            f"{type(base).__name__}."
+        )
+    if isinstance(base, torch.distributions.Distribution):
+        batch, event = tuple(base.batch_shape), tuple(base.event_shape)
+        if event == () and len(batch) == 1:
+            raise ValueError(
+                f"Flow: `base` has batch shape {batch} and event shape (): its log_prob gives "
+                f"one value per coordinate, not one per point (it is {batch[0]} independent "
+                f"1-D distributions, not one distribution of {batch[0]}-D points). Wrap it: "
+                "torch.distributions.Independent(base, 1)."
+            )
+        if batch != () or len(event) != 1:
+            raise ValueError(
+                f"Flow: `base` must be one distribution of points with D coordinates "
+                f"(batch shape (), event shape (D,)), got batch shape {batch} and event "
+                f"shape {event}."
+            )
+        return event[0]
+    return getattr(base, "dim", None)
+
+
 class Flow(nn.Module):
     """A normalizing flow: a base distribution and layers, ``x = f_K(...f_1(z))``.
 
@@ -79,19 +118,21 @@ class Flow(nn.Module):
         self.transform = layers if isinstance(layers, Compose) else Compose(
             *(layers if isinstance(layers, (list, tuple)) else [layers])
         )
-        dim = dim if dim is not None else self.transform.dim
-        if dim is None and base is not None:
-            dim = getattr(base, "dim", None) or (base.event_shape[-1] if base.event_shape else None)
+        base_dim = None if base is None else _check_base(base)
+        dim = next((d for d in (dim, self.transform.dim, base_dim) if d is not None), None)
         if dim is None:
             raise ValueError(
                 "Flow: cannot tell the number of coordinates D from these layers; "
                 "pass dim=D."
             )
         self.dim = check_dim(dim, "Flow")
-        if self.transform.dim not in (None, self.dim):
-            raise ValueError(
-                f"Flow: the layers act on D = {self.transform.dim} coordinates but dim={dim}."
-            )
+        for what, d in (("layers", self.transform.dim), ("base", base_dim)):
+            if d not in (None, self.dim):
+                raise ValueError(
+                    f"Flow: the {what} act{'s' if what == 'base' else ''} on D = {d} coordinates "
+                    f"but the flow has D = {self.dim}. Build every part for the same D, e.g. "
+                    f"a base MultivariateNormal(torch.zeros({self.dim}), torch.eye({self.dim}))."
+                )
         self.base = StandardNormal(self.dim) if base is None else base
 
     def _base_sample(self, shape: tuple[int, ...], generator: Generator | None) -> Tensor:
@@ -107,9 +148,13 @@ class Flow(nn.Module):
             return self.base.rsample(shape)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        """``log p(x)`` by the change of variables formula through the layers' inverses."""
-        x = check_finite(check_points(x, self.dim, "x", "Flow.log_prob"), "x", "Flow.log_prob")
-        z, ladj = self.transform.inverse(x)
+        """``log p(x)`` by the change of variables formula through the layers' inverses.
+
+        ``x`` of shape ``(*, D)`` in any floating dtype: it is converted to the flow's.
+        """
+        where = "Flow.log_prob"
+        x = check_finite(check_points(x, self.dim, "x", where), "x", where)
+        z, ladj = self.transform.inverse(as_model_dtype(x, self, "x", where))
         return self.base.log_prob(z) + ladj
 
     def nll(self, x: Tensor) -> Tensor:
@@ -133,14 +178,17 @@ class Flow(nn.Module):
         ``log p(x) = log p_Z(z) - ladj_forward(z)``: the cheap path of variational inference.
         """
         shape = check_count(n, "Flow.sample")
-        z = self._base_sample(shape, generator)
-        x, ladj = self.transform(z)
-        return x, self.base.log_prob(z) - ladj
+        generator = check_generator(generator, "Flow.sample")
+        with allocation("Flow.sample", math.prod(shape)):
+            z = self._base_sample(shape, generator)
+            x, ladj = self.transform(z)
+            return x, self.base.log_prob(z) - ladj
 
     def stages(self, n=1000, generator: Generator | None = None) -> list[Tensor]:
         """Base samples and the points after every layer: ``[z_0, z_1, ..., z_K]``."""
         shape = check_count(n, "Flow.stages")
-        with torch.no_grad():
+        generator = check_generator(generator, "Flow.stages")
+        with torch.no_grad(), allocation("Flow.stages", math.prod(shape)):
             return self.transform.stages(self._base_sample(shape, generator))
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .validate import check_dim, check_hidden, check_int, check_points
+from .validate import as_model_dtype, check_dim, check_hidden, check_int, check_points
 
 
 def mlp(
@@ -174,6 +174,6 @@ class MADE(nn.Module):
         return paths
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(check_points(x, self.dim, "x", "MADE"))
+        return self.net(as_model_dtype(check_points(x, self.dim, "x", "MADE"), self, "x", "MADE"))
 
 

@@ -11,6 +11,7 @@ package may use it (see docs/architecture.md).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import numbers
@@ -107,6 +108,55 @@ def check_points(t: object, dim: int | None, name: str, where: str) -> Tensor:
     return t
 
 
+def floating_reference(module: nn.Module) -> Tensor | None:
+    """The module's first floating-point parameter or buffer (``None`` if it has none)."""
+    for t in module.parameters():
+        if t.is_floating_point():
+            return t
+    return next((t for t in module.buffers() if t.is_floating_point()), None)
+
+
+def as_model_dtype(t: Tensor, module: nn.Module, name: str, where: str) -> Tensor:
+    """Points ``t`` in the dtype of ``module``, on its device (one behaviour everywhere).
+
+    float64 points (what ``torch.from_numpy`` gives) into a float32 model are
+    converted, and the other way round, so a layer or flow computes in its own
+    precision. Values too large for the model's dtype are refused, not turned
+    into ``inf``; points on another device are refused with the fix.
+    """
+    ref = floating_reference(module)
+    if ref is None:
+        return t
+    if t.device != ref.device:
+        raise ValueError(
+            f"{where}: `{name}` is on {t.device} but the model's parameters are on "
+            f"{ref.device}. Move one of them: {name}.to({str(ref.device)!r}) or model.to(...)."
+        )
+    if t.dtype == ref.dtype:
+        return t
+    cast = t.to(ref.dtype)
+    if torch.finfo(ref.dtype).bits < torch.finfo(t.dtype).bits:
+        overflow = torch.isinf(cast) & torch.isfinite(t)
+        if overflow.any():
+            big = t[overflow].abs().max().item()
+            raise ValueError(
+                f"{where}: `{name}` holds values up to {big:.3g}, beyond the range of the "
+                f"model's {ref.dtype} (largest {torch.finfo(ref.dtype).max:.3g}). Rescale the "
+                f"data (e.g. standardize it), or use a float64 model: model.double()."
+            )
+    return cast
+
+
+def as_index_tensor(value: object, name: str, where: str, hint: str) -> Tensor:
+    """A 1-D sequence of numbers (a tensor, list, tuple or NumPy array) as a tensor."""
+    if isinstance(value, (Tensor, list, tuple, range, np.ndarray)):
+        try:
+            return torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    raise TypeError(f"{where}: `{name}` must be a sequence of numbers, got {value!r}. {hint}")
+
+
 def check_finite(x: Tensor, name: str, where: str) -> Tensor:
     """Refuse NaN or infinite values with a message that says where they are."""
     bad = ~torch.isfinite(x)
@@ -143,16 +193,36 @@ def make_generator(
             "and a generator)."
         )
     if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(
-                f"{where}: `generator` must be a torch.Generator, got "
-                f"{type(generator).__name__}. Make one with torch.Generator().manual_seed(0)."
-            )
-        return generator
+        return check_generator(generator, where)
     if seed is not None:
         seed = check_int(seed, "seed", where, smallest=0)
         return torch.Generator(device=device).manual_seed(seed)
     return None
+
+
+def check_generator(generator: object, where: str) -> torch.Generator | None:
+    """``None`` (torch's global random state) or a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{where}: `generator` must be a torch.Generator, got {type(generator).__name__}. "
+            "Make one with torch.Generator().manual_seed(0), or pass seed=0 where a function "
+            "takes a seed."
+        )
+    return generator
+
+
+@contextlib.contextmanager
+def allocation(where: str, count: int):
+    """torch failing to allocate memory for ``count`` samples, as a clear ``MemoryError``."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "allocate" not in str(err):
+            raise
+        raise MemoryError(
+            f"{where}: not enough memory for {count:,} samples. Draw fewer at a time, e.g. "
+            "in batches of 100_000, and combine the results."
+        ) from None
 
 
 def dtype_device(model: object) -> tuple[torch.dtype, torch.device]:

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ..validate import (
+    allocation,
     check_finite,
     check_float_dtype,
     check_int,
@@ -88,7 +89,7 @@ class Dataset:
         n = check_int(n, "n", where, smallest=0, meaning="the number of points")
         dtype = check_float_dtype(dtype, where)
         gen = make_generator(seed, generator, where)
-        with torch.no_grad():
+        with torch.no_grad(), allocation(where, n):
             return self._sample(n, gen).to(dtype)
 
     def log_prob(self, x: Tensor) -> Tensor:

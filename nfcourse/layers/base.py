@@ -25,7 +25,27 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..validate import check_points
+from ..validate import as_model_dtype, check_points
+
+
+def check_layer(layer: object, where: str) -> nn.Module:
+    """A layer object: a built ``nn.Module`` with ``forward`` and ``inverse``."""
+    if isinstance(layer, type):
+        raise TypeError(
+            f"{where} is the class {layer.__name__}, not a layer: build one first, e.g. "
+            f"{layer.__name__}(2) instead of {layer.__name__} (the arguments depend on the layer)."
+        )
+    if not isinstance(layer, nn.Module):
+        raise TypeError(
+            f"{where} must be a layer (a torch.nn.Module with forward and inverse), got "
+            f"{type(layer).__name__}. A function is not a layer: write a Layer subclass."
+        )
+    if not callable(getattr(layer, "inverse", None)):
+        raise TypeError(
+            f"{where} ({type(layer).__name__}) has no `inverse` method; every layer of a flow "
+            "needs forward(z) -> (x, ladj) and inverse(x) -> (z, ladj)."
+        )
+    return layer
 
 
 class Layer(nn.Module):
@@ -44,8 +64,13 @@ class Layer(nn.Module):
     dim: int | None = None
 
     def check(self, t: Tensor, name: str = "z") -> Tensor:
-        """Validate an input of shape ``(*, D)`` (see :func:`nfcourse.validate.check_points`)."""
-        return check_points(t, self.dim, name, type(self).__name__)
+        """Validate an input of shape ``(*, D)`` and return it in the layer's dtype.
+
+        See :func:`nfcourse.validate.check_points` and :func:`~nfcourse.validate.as_model_dtype`:
+        float64 points into a float32 layer are converted, as in every layer and flow.
+        """
+        where = type(self).__name__
+        return as_model_dtype(check_points(t, self.dim, name, where), self, name, where)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -67,12 +92,7 @@ class Compose(Layer):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         for i, layer in enumerate(layers):
-            if not (hasattr(layer, "forward") and hasattr(layer, "inverse")):
-                raise TypeError(
-                    f"Compose: layer {i} ({type(layer).__name__}) has no `inverse` method; "
-                    "every layer of a flow needs forward(z) -> (x, ladj) and "
-                    "inverse(x) -> (z, ladj)."
-                )
+            check_layer(layer, f"Compose: layer {i}")
         self.layers = nn.ModuleList(layers)
         dims = {layer.dim for layer in layers if getattr(layer, "dim", None) is not None}
         if len(dims) > 1:
@@ -123,7 +143,7 @@ class Inverse(Layer):
 
     def __init__(self, layer: nn.Module):
         super().__init__()
-        self.layer = layer
+        self.layer = check_layer(layer, "Inverse: `layer`")
         self.dim = getattr(layer, "dim", None)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:

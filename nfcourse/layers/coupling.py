@@ -38,14 +38,15 @@ import torch
 from torch import Tensor, nn
 
 from ..nets import mlp
+from ..validate import as_index_tensor
 from .base import Layer
 from .elementwise import SCALE_BOUND, affine_forward, affine_inverse, check_scale_bound, read_affine
 
 
 def check_mask(mask: object, where: str) -> Tensor:
     """Validate a coupling mask and return it as a bool tensor of shape ``(D,)``."""
-    mask = torch.as_tensor(mask)
     hint = "Build one with alternating_mask(D) or half_mask(D)."
+    mask = as_index_tensor(mask, "mask", where, hint)
     if mask.dim() != 1:
         raise ValueError(
             f"{where}: `mask` must be a 1-D tensor of shape (D,), one 0/1 entry per "

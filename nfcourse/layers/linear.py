@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..validate import check_dim
+from ..validate import as_index_tensor, check_dim
 from .base import Layer
 
 
@@ -77,15 +77,15 @@ class Permutation(Layer):
 
     def __init__(self, perm):
         super().__init__()
-        perm = torch.as_tensor(perm)
+        hint = "In reverse order use Reverse(D); in a random order, torch.randperm(D)."
+        perm = as_index_tensor(perm, "perm", "Permutation", hint)
         n = perm.numel()
         if perm.dim() != 1 or n == 0 or perm.is_floating_point() or not torch.equal(
             perm.sort().values, torch.arange(n)
         ):
             raise ValueError(
                 "Permutation: `perm` must be a 1-D sequence holding each of 0, ..., D-1 "
-                f"exactly once, got {perm.tolist()}. For D coordinates in reverse order "
-                "use Reverse(D); for a random order torch.randperm(D)."
+                f"exactly once, got {perm.tolist()}. {hint}"
             )
         self.dim = n
         self.register_buffer("perm", perm.long())

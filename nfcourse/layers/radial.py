@@ -64,6 +64,20 @@ def _check_params(
     return alpha, beta
 
 
+def _sqrt_p2_plus(p: Tensor, q: Tensor) -> Tensor:
+    """``sqrt(p^2 + q)`` for ``q >= 0``, written ``|p| sqrt(1 + q / p^2)`` where ``|p| > 1``.
+
+    So ``p^2`` never overflows (a point at 1e20 in float32). Each branch gets safe
+    inputs where it is not used, so neither puts a NaN into the other's gradient.
+    """
+    big = p.abs() > 1
+    p_big = torch.where(big, p, torch.ones_like(p))
+    p_small, q_small = torch.where(big, 0.0, p), torch.where(big, 1.0, q)
+    return torch.where(
+        big, p_big.abs() * torch.sqrt(1 + q / p_big**2), torch.sqrt(p_small**2 + q_small)
+    )
+
+
 def _scale_and_ladj(r: Tensor, alpha: Tensor, beta: Tensor, D: int) -> tuple[Tensor, Tensor]:
     """The factor ``1 + beta h`` applied to ``z - z0`` and the forward ladj, at radius ``r``.
 
@@ -87,8 +101,18 @@ def radial_forward(z: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[
     return _forward(z, z0, alpha, beta)
 
 
+def _norm(v: Tensor) -> Tensor:
+    """``||v||`` over the last dimension without overflow: scaled by its largest entry.
+
+    A plain norm squares the entries, so in float32 a point at 1e20 would get the
+    radius ``inf`` (and the layer NaN); scaled, it gets 1.4e20.
+    """
+    m = v.abs().amax(-1, keepdim=True)
+    return (v / torch.where(m > 0, m, torch.ones_like(m))).norm(dim=-1) * m[..., 0]
+
+
 def _forward(z: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
-    r = (z - z0).norm(dim=-1)  # (*)
+    r = _norm(z - z0)  # (*)
     scale, ladj = _scale_and_ladj(r, alpha, beta, z.shape[-1])
     return z0 + scale[..., None] * (z - z0), ladj
 
@@ -108,10 +132,11 @@ def radial_inverse(x: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[
 
 
 def _inverse(x: Tensor, z0: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
-    R = (x - z0).norm(dim=-1)  # (*)
+    R = _norm(x - z0)  # (*)
     p = alpha + beta - R
-    s = torch.sqrt(p**2 + 4 * alpha * R)
-    r = torch.where(p < 0, (s - p) / 2, 2 * alpha * R / (s + p))
+    s = _sqrt_p2_plus(p, 4 * alpha * R)
+    neg = p < 0  # the safe denominator keeps the branch not taken from a 0 / 0 gradient
+    r = torch.where(neg, (s - p) / 2, 2 * alpha * R / torch.where(neg, 1.0, s + p))
     scale, ladj = _scale_and_ladj(r, alpha, beta, x.shape[-1])
     return z0 + (x - z0) / scale[..., None], -ladj
 

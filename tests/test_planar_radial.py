@@ -1,41 +1,25 @@
 """Planar and radial layers: what is specific to them.
 
-The generic battery over all layers lives elsewhere; here: the invertibility
-constraints for arbitrary raw parameters, the numerical planar inverse (accuracy
-near the constraint boundary, with large parameters, in float32, its gradients),
-the closed-form radial inverse (at, near and far from the centre), densities that
-integrate to one, and the error messages. Parameters are always perturbed away
-from the initialization: a layer near the identity hides sign errors.
+The generic battery (tests/test_layers.py) runs over their rows in tests/registry.py,
+among them "Planar-far" and "Radial-far": large parameters, several draws. Here: the
+invertibility constraints for arbitrary raw parameters, the numerical planar inverse
+(accuracy near the constraint boundary, with large parameters, in float32, its
+gradients), the closed-form radial inverse (at, near and far from the centre), stacked
+densities that integrate to one, and the error messages. Parameters are always
+perturbed away from the initialization: a layer near the identity hides sign errors.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from registry import CASE, build, perturb
 
 from nfcourse import Flow
 from nfcourse.layers.planar import Planar, constrain_u, planar_forward, planar_inverse
 from nfcourse.layers.radial import Radial, constrain_alpha_beta, radial_forward, radial_inverse
-from nfcourse.testing import (
-    autograd_jacobian,
-    batch_error,
-    inverse_ladj_error,
-    is_triangular,
-    ladj_error,
-    round_trip_error,
-)
 
 f64 = torch.float64
-
-
-def perturbed(kind: str, dim: int, seed: int, dtype=f64, scale: float = 1.5) -> Planar | Radial:
-    """A layer with random, far-from-identity parameters (vectors ~ N(0, scale^2))."""
-    torch.manual_seed(seed)
-    layer = (Planar if kind == "planar" else Radial)(dim).to(dtype)
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.copy_(torch.randn_like(p) * (scale if p.dim() else 1.0))
-    return layer
 
 
 def planar_params(dim: int, wu: float, w_norm: float = 1.0, u_norm: float = 1.0, seed: int = 0):
@@ -49,29 +33,14 @@ def planar_params(dim: int, wu: float, w_norm: float = 1.0, u_norm: float = 1.0,
     return u_hat, w, torch.randn((), dtype=f64, generator=g)
 
 
-# --- generic properties, for several random parameter draws ------------------------------
+# --- float32 and the start ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("dim", [1, 2, 5])
-@pytest.mark.parametrize("kind", ["planar", "radial"])
-def test_generic_properties_with_perturbed_parameters(kind, dim, seed):
-    layer = perturbed(kind, dim, seed)
-    z = 2 * torch.randn(16, dim, dtype=f64)
-    assert round_trip_error(layer, z) < 1e-10
-    assert ladj_error(layer, z, "forward") < 1e-10
-    x, _ = layer(z)
-    assert ladj_error(layer, x, "inverse") < 1e-10
-    assert inverse_ladj_error(layer, z) < 1e-10
-    assert batch_error(layer, z) < 1e-12
-    if dim > 1:  # a rank-one update of the identity mixes every coordinate
-        assert not is_triangular(autograd_jacobian(lambda p: layer(p)[0], z[:4]))
-
-
-@pytest.mark.parametrize("kind", ["planar", "radial"])
-def test_float32_round_trip(kind):
+@pytest.mark.parametrize("name", ["Planar-far", "Radial-far"])
+def test_float32_round_trip(name):
+    """Tighter and on more points than the battery: the planar inverse is a root find."""
     for seed in range(3):
-        layer = perturbed(kind, 3, seed, torch.float32)
+        layer = build(CASE[name], 3, seed).float()
         z = 2 * torch.randn(500, 3)
         x, ladj = layer(z)
         z_back, ladj_inv = layer.inverse(x)
@@ -80,18 +49,12 @@ def test_float32_round_trip(kind):
         assert (ladj + ladj_inv).abs().max() < 1e-5
 
 
-def test_stacked_layers_start_different_and_follow_dtype():
+def test_stacked_layers_start_different():
     torch.manual_seed(0)
     a, b = Planar(3), Planar(3)
     assert not torch.equal(a.u, b.u) and not torch.equal(a.w, b.w)
     c, d = Radial(3), Radial(3)
     assert not torch.equal(c.z0, d.z0)
-    for layer in (a, c):
-        x, ladj = layer.double()(torch.randn(4, 3, dtype=f64))
-        assert x.dtype == ladj.dtype == f64 and ladj.shape == (4,)
-        # any leading batch shape, including a single point
-        assert layer(torch.randn(2, 3, 3, dtype=f64))[1].shape == (2, 3)
-        assert layer.inverse(torch.randn(3, dtype=f64))[1].shape == ()
 
 
 # --- the planar constraint -----------------------------------------------------------------
@@ -219,11 +182,11 @@ def test_planar_flow_trains_by_maximum_likelihood():
 # --- densities -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["planar", "radial"])
-def test_flow_density_integrates_to_one(kind):
+@pytest.mark.parametrize("cls", [Planar, Radial], ids=["planar", "radial"])
+def test_stacked_flow_density_integrates_to_one(cls):
     # (scale 1: a layer close to w.u_hat = -1 makes ridges too sharp for this grid)
-    layers = [perturbed(kind, 2, seed, scale=1.0) for seed in range(3)]
-    flow = Flow(layers).double()
+    torch.manual_seed(0)
+    flow = Flow([perturb(cls(2), scale=1.0) for _ in range(3)])
     grid = torch.linspace(-12, 12, 481, dtype=f64)
     points = torch.cartesian_prod(grid, grid)
     with torch.no_grad():
@@ -274,12 +237,8 @@ def test_constrain_alpha_beta_holds_for_any_raw_parameters():
 # --- errors that say what to do ------------------------------------------------------------
 
 
-def test_wrong_last_dimension_names_the_expected_shape():
-    for layer in (Planar(3), Radial(3)):
-        with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
-            layer(torch.randn(4, 2))
-        with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
-            layer.inverse(torch.randn(4, 2))
+def test_raw_functions_with_wrong_shapes_name_the_expected_shape():
+    # (the layers themselves: test_layers.py, test_wrong_number_of_coordinates_is_a_clear_error)
     with pytest.raises(ValueError, match=r"`w` must have shape \(2,\)"):
         planar_forward(torch.randn(4, 2), torch.ones(2), torch.ones(1), torch.zeros(()))
     with pytest.raises(ValueError, match=r"`b` must be a scalar"):

@@ -275,6 +275,7 @@ def gap(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize(("case", "dim", "seed"), registry.CASES)
 def test_every_layer_as_a_transform(case, dim, seed):
+    """``LayerTransform(layer)`` is the layer as a Transform: map, ladj, inverse, density."""
     layer = registry.build(case, dim, seed)
     t = T.LayerTransform(layer)
     assert isinstance(t, D.Transform) and t.bijective and t.event_dim == 1 and t.inv.inv is t
@@ -325,13 +326,12 @@ def test_what_the_adapter_keeps_saves_passes():
 
 
 def test_what_the_adapter_keeps_never_goes_stale():
-    u, w, b = f64([1.0, 0.5]), f64([0.5, -0.2]), f64(0.3)
+    w = f64([0.5, -0.2])
+    planar = T.PlanarTransform(f64([1.0, 0.5]), w, f64(0.3))
+    coupling = T.CouplingTransform([1, 0], randomized(nn.Linear(1, 2)))
     z = points(4, 2)
-    for t, param in (
-        (T.PlanarTransform(u, w, b), w),  # the tensors given to a transform
-        (T.CouplingTransform([1, 0], randomized(nn.Linear(1, 2))), None),  # a module's
-    ):
-        param = param if param is not None else t.transform_net.weight
+    # a parameter of each: a tensor given to a transform, and a module's
+    for t, param in ((planar, w), (coupling, coupling.transform_net.weight)):
         x = t(z)
         assert t.inv(x) is z  # kept
         # not after an in-place change (an optimizer step) of a parameter or of the points

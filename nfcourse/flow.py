@@ -32,6 +32,7 @@ from .layers import (
     Reverse,
     alternating_mask,
 )
+from .layers.spline import BINS, BOUND, SplineAutoregressive
 from .validate import (
     allocation,
     as_model_dtype,
@@ -237,13 +238,15 @@ def realnvp(dim: int, layers: int = 5, hidden: Sequence[int] = (64, 64)) -> Flow
     return Flow([AffineCoupling(alternating_mask(dim, i % 2), hidden) for i in range(k)])
 
 
-def _autoregressive(layer, dim: int, layers: int, hidden: Sequence[int], where: str) -> Flow:
+def _autoregressive(
+    layer, dim: int, layers: int, hidden: Sequence[int], where: str, **options
+) -> Flow:
     dim, k = check_dim(dim, where), _check_layers(layers, where)
     stack = []
     for i in range(k):
         if i > 0:
             stack.append(Reverse(dim))  # the next layer conditions in the other order
-        stack.append(layer(dim, hidden))
+        stack.append(layer(dim, hidden, **options))
     return Flow(stack)
 
 
@@ -259,3 +262,20 @@ def iaf(dim: int, layers: int = 5, hidden: Sequence[int] = (64, 64)) -> Flow:
     """IAF: the inverse of MAF. Sampling (with log-densities) in one pass per layer;
     the density of external data in D passes per layer."""
     return _autoregressive(IAF, dim, layers, hidden, "iaf")
+
+
+def nsf(
+    dim: int,
+    layers: int = 5,
+    hidden: Sequence[int] = (64, 64),
+    bins: int = BINS,
+    bound: float = BOUND,
+) -> Flow:
+    """Neural spline flow: autoregressive rational-quadratic spline layers, order reversed
+    between layers (Durkan et al. 2019).
+
+    Each coordinate moves along a monotonic spline of ``bins`` bins on
+    ``[-bound, bound]`` (the identity outside), its knots set by the coordinates
+    before it. Density in one pass per layer; sampling in D passes per layer.
+    """
+    return _autoregressive(SplineAutoregressive, dim, layers, hidden, "nsf", bins=bins, bound=bound)

@@ -79,6 +79,11 @@ LAYERS = [
     Case("MAF-order", lambda d: nf.MAF(d, HIDDEN, order=torch.tensor(ORDERS[d])), True),
     Case("IAF", nf.IAF, True, dims=(1, 2, 5)),
     Case("IAF-order", lambda d: nf.IAF(d, HIDDEN, order=torch.arange(d, 0, -1)), True),
+    # splines: perturbed enough that knots move and points fall in several bins and the tails
+    Case("SplineCoupling", lambda d: nf.SplineCoupling(nf.half_mask(d), HIDDEN, bins=5), True,
+         scale=0.6, image=(-12.0, 12.0)),
+    Case("SplineAutoregressive", lambda d: nf.SplineAutoregressive(d, HIDDEN, bins=4, bound=3.0),
+         True, dims=(1, 2, 5), scale=0.6, image=(-12.0, 12.0)),
     Case("Compose", lambda d: nf.Compose(nf.LULinear(d), nf.Affine(d), nf.Reverse(d)), False),
     Case("Inverse", lambda d: nf.Inverse(nf.LULinear(d)), False),
 ]
@@ -112,6 +117,7 @@ FLOWS = {
     "realnvp": lambda d: nf.realnvp(d, layers=3, hidden=HIDDEN),
     "maf": lambda d: nf.maf(d, layers=3, hidden=HIDDEN),
     "iaf": lambda d: nf.iaf(d, layers=3, hidden=HIDDEN),
+    "nsf": lambda d: nf.nsf(d, layers=3, hidden=HIDDEN, bins=4),
 }
 
 

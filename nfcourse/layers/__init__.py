@@ -11,6 +11,7 @@ from .elementwise import Affine, Exp, Logit, Sigmoid
 from .linear import LULinear, Permutation, Reverse
 from .planar import Planar
 from .radial import Radial
+from .spline import SplineAutoregressive, SplineCoupling
 
 __all__ = [
     "IAF",
@@ -29,6 +30,8 @@ __all__ = [
     "Radial",
     "Reverse",
     "Sigmoid",
+    "SplineAutoregressive",
+    "SplineCoupling",
     "alternating_mask",
     "half_mask",
 ]

@@ -26,67 +26,53 @@ from .base import Inverse, Layer
 from .elementwise import SCALE_BOUND, affine_forward, affine_inverse, check_scale_bound, read_affine
 
 
-class MAF(Layer):
-    """Masked autoregressive flow: ``x_i = z_i * exp(s_i(x_<i)) + m_i(x_<i)``.
+class Autoregressive(Layer):
+    """Template of an autoregressive layer: one MADE, a map per coordinate, D passes to sample.
 
-    ``x_<i`` are the coordinates of smaller degree in ``order``; ``m`` and ``s``
-    come from one :class:`MADE`, whose output is read in the normalizing
-    direction, ``z = x exp(r(x)) + q(x)``, with ``r`` soft-clamped to
-    ``(-scale_bound, scale_bound)`` (:func:`~nfcourse.layers.elementwise.read_affine`;
-    so ``s = -r`` and ``m = -q exp(-r)``). The Jacobian is triangular
-    in degree order with diagonal ``exp(s_i)``, so ``ladj = sum_i s_i``;
-    ``exp(s) > 0`` makes the layer invertible.
+    The network reads the *data* side: ``h = made(x)`` gives every coordinate's
+    parameters, those of coordinate ``i`` from the coordinates before it in
+    ``order``. A subclass supplies only its elementwise map in the normalizing
+    direction, ``_untransform(x, h) -> (z, ladj)``, and its inverse
+    ``_transform(z, h) -> (x, ladj)``; the class attribute ``params`` is the
+    number of network outputs per coordinate (``made`` returns ``params``
+    consecutive blocks of ``D``).
 
-    Cost: the parameters are functions of ``x``, the output.
-
-    - ``inverse`` (density, ``x -> z``) is cheap: ``x`` is known, so one MADE
-      pass gives all ``m, s`` and ``z = (x - m(x)) * exp(-s(x))``,
-      ``ladj = -sum s(x)``.
-    - ``forward`` (sampling, ``z -> x``) costs ``D`` sequential MADE passes:
-      pass ``k`` fixes the coordinates of degree ``k``, which only need those
-      of smaller degree, fixed by the passes before.
-
-    So MAF suits density estimation; its inverse, :class:`IAF`, suits sampling.
-    Stack MAFs with different orders (e.g. reversed, ``torch.arange(D, 0, -1)``)
-    so that every coordinate conditions on every other.
+    - ``inverse`` (density, ``x -> z``): one MADE pass, since ``x`` is known.
+    - ``forward`` (sampling, ``z -> x``): ``D`` sequential MADE passes; after
+      pass ``k`` the coordinates of degree ``<= k`` are final, since they only
+      need those of smaller degree, fixed by the passes before.
 
     Args:
-        net: optional module ``(*, D) -> (*, 2D)`` (shift block, then raw
-            log-scale block) used instead of a new :class:`MADE` (``hidden``
-            and ``order`` are then ignored); it is stored as ``self.made``. It
-            must be autoregressive in some order, which MAF does not check
-            (:class:`nfcourse.transforms.AutoregressiveTransform` does): the
-            ``D`` passes of ``forward`` then invert ``inverse`` exactly.
+        dim: the number of coordinates D.
+        hidden: hidden layer sizes of the default :class:`~nfcourse.nets.MADE`.
+        order: the degree of each input coordinate (a permutation of 1..D).
+        net: a module ``(*, D) -> (*, params * D)`` to use instead of a new MADE
+            (``hidden`` and ``order`` are then ignored); stored as ``self.made``.
+            It must be autoregressive in some order, for the ``D`` passes of
+            ``forward`` to invert ``inverse`` (:class:`nfcourse.transforms.AutoregressiveTransform`
+            checks it).
 
     Shapes: ``z`` and ``x`` are ``(*, D)``; ``ladj`` is ``(*)``.
-
-    Reference: Papamakarios, Pavlakou, Murray (2017), "Masked Autoregressive
-    Flow for Density Estimation", arXiv:1705.07057
     """
+
+    params: int = 2
 
     def __init__(
         self,
         dim: int,
         hidden: Sequence[int] = (64, 64),
         order: Tensor | None = None,
-        scale_bound: float = SCALE_BOUND,
         net: nn.Module | None = None,
     ):
         super().__init__()
-        self.dim = check_dim(dim, "MAF")
+        where = type(self).__name__
+        self.dim = check_dim(dim, where)
         if net is not None and not isinstance(net, nn.Module):
             raise TypeError(
-                f"MAF: `net` must be a torch.nn.Module built once, got {type(net).__name__}; "
-                f"e.g. net=MADE({dim}, hidden=(64, 64))."
+                f"{where}: `net` must be a torch.nn.Module built once, got {type(net).__name__}; "
+                f"e.g. net=MADE({dim}, hidden=(64, 64), params={self.params})."
             )
-        self.made = MADE(dim, hidden, params=2, order=order) if net is None else net
-        self.scale_bound = check_scale_bound(scale_bound, "MAF")
-
-    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return affine_inverse(z, *read_affine(h, self.scale_bound))
-
-    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return affine_forward(x, *read_affine(h, self.scale_bound))
+        self.made = MADE(dim, hidden, params=self.params, order=order) if net is None else net
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         z = self.check(z)
@@ -98,6 +84,56 @@ class MAF(Layer):
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = self.check(x, "x")
         return self._untransform(x, self.made(x))
+
+    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class MAF(Autoregressive):
+    """Masked autoregressive flow: ``x_i = z_i * exp(s_i(x_<i)) + m_i(x_<i)``.
+
+    ``x_<i`` are the coordinates of smaller degree in ``order``; ``m`` and ``s``
+    come from one :class:`~nfcourse.nets.MADE`, whose output is read in the
+    normalizing direction, ``z = x exp(r(x)) + q(x)``, with ``r`` soft-clamped to
+    ``(-scale_bound, scale_bound)`` (:func:`~nfcourse.layers.elementwise.read_affine`;
+    so ``s = -r`` and ``m = -q exp(-r)``). The Jacobian is triangular in degree
+    order with diagonal ``exp(s_i)``, so ``ladj = sum_i s_i``; ``exp(s) > 0``
+    makes the layer invertible.
+
+    Cost (see :class:`Autoregressive`): the density (``inverse``) in one MADE
+    pass, ``z = (x - m(x)) * exp(-s(x))``; sampling (``forward``) in ``D``
+    passes. So MAF suits density estimation; its inverse, :class:`IAF`, suits
+    sampling. Stack MAFs with different orders (e.g. reversed,
+    ``torch.arange(D, 0, -1)``) so that every coordinate conditions on every other.
+
+    Args: as for :class:`Autoregressive`; ``net`` maps ``(*, D) -> (*, 2D)`` (a
+    shift block, then a raw log-scale block).
+
+    Reference: Papamakarios, Pavlakou, Murray (2017), "Masked Autoregressive
+    Flow for Density Estimation", arXiv:1705.07057
+    """
+
+    params = 2
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: Sequence[int] = (64, 64),
+        order: Tensor | None = None,
+        scale_bound: float = SCALE_BOUND,
+        net: nn.Module | None = None,
+    ):
+        super().__init__(dim, hidden, order, net)
+        self.scale_bound = check_scale_bound(scale_bound, "MAF")
+
+    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_inverse(z, *read_affine(h, self.scale_bound))
+
+    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_forward(x, *read_affine(h, self.scale_bound))
 
 
 class IAF(Inverse):

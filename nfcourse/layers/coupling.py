@@ -103,8 +103,8 @@ class Coupling(Layer):
     A subclass supplies only its elementwise map of the transformed part,
     ``_transform(z_b, h) -> (x_b, ladj)`` and its inverse
     ``_untransform(x_b, h) -> (z_b, ladj)``, where ``h = net(z_a)`` has shape
-    ``(*, params * D_b)``; the class attribute ``params`` is the number of
-    network outputs per transformed coordinate.
+    ``(*, params * D_b)``; ``params`` (a class attribute, or an argument) is the
+    number of network outputs per transformed coordinate.
 
     Args:
         mask: shape ``(D,)``, 0/1 or bool; 1 = passes through and conditions,
@@ -119,9 +119,15 @@ class Coupling(Layer):
     params: int = 1
 
     def __init__(
-        self, mask: Tensor, hidden: Sequence[int] = (64, 64), net: nn.Module | None = None
+        self,
+        mask: Tensor,
+        hidden: Sequence[int] = (64, 64),
+        net: nn.Module | None = None,
+        params: int | None = None,
     ):
         super().__init__()
+        if params is not None:
+            self.params = params
         mask = check_mask(mask, type(self).__name__)
         self.dim = mask.numel()
         a, b = mask.nonzero()[:, 0], (~mask).nonzero()[:, 0]

@@ -19,6 +19,7 @@ References:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -26,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .validate import as_model_dtype, check_dim, check_hidden, check_int, check_points
+from .testing import autograd_jacobian, is_triangular
+from .validate import as_model_dtype, check_dim, check_hidden, check_int, check_points, dtype_device
 
 
 def mlp(
@@ -177,3 +179,108 @@ class MADE(nn.Module):
         return self.net(as_model_dtype(check_points(x, self.dim, "x", "MADE"), self, "x", "MADE"))
 
 
+# --- inspecting a network a learner passes in ---------------------------------------------------
+
+
+def probe_points(net: object, d_in: int, n: int = 8, seed: int = 0) -> Tensor:
+    """``n`` random points of ``d_in`` coordinates, in the dtype and on the device of ``net``."""
+    dtype, device = dtype_device(net)
+    g = torch.Generator().manual_seed(seed)
+    return (1.5 * torch.randn(n, d_in, generator=g, dtype=dtype)).to(device)
+
+
+CHANGES = (
+    "it gives different outputs for the same input on two calls (does it build a new network "
+    "inside forward, or use dropout in training mode? Build layers in __init__; call .eval() "
+    "for dropout)"
+)
+
+
+def net_output(
+    net: nn.Module, probe: Tensor, width: int | None = None
+) -> tuple[Tensor | None, str]:
+    """``net(probe)`` if it is a batch ``(N, width)`` (``width=None``: any), else what is wrong."""
+    try:
+        with torch.no_grad():
+            out = net(probe)
+    except Exception as err:
+        return None, f"it fails on input of shape {tuple(probe.shape)}: {err}"
+    if (
+        not isinstance(out, Tensor)
+        or out.dim() != 2
+        or out.shape[0] != probe.shape[0]
+        or (width is not None and out.shape[1] != width)
+    ):
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        return None, f"it maps input of shape {tuple(probe.shape)} to {got}"
+    return out, ""
+
+
+def is_deterministic(net: nn.Module, probe: Tensor, out: Tensor) -> bool:
+    """Whether a second call of ``net`` on ``probe`` gives ``out`` again."""
+    with torch.no_grad():
+        again = net(probe)
+    return isinstance(again, Tensor) and torch.allclose(out, again)
+
+
+def randomized(net: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of ``net`` with every trainable parameter redrawn: its structure, not its values.
+
+    A zero-initialized output layer (a learner's network may have one) hides every
+    dependence; and what training may change is what must keep the autoregressive structure.
+    """
+    try:
+        net = copy.deepcopy(net)
+    except Exception:
+        return net
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.requires_grad:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return net
+
+
+def autoregressive_problems(net: nn.Module, dim: int, params: int = 2) -> list[str]:
+    """What stops ``net`` from being an autoregressive conditioner ``(*, D) -> (*, params * D)``.
+
+    Checked with autograd at a few random points, with the trainable parameters
+    redrawn at random (:func:`randomized`, so that a zero-initialized layer hides
+    nothing): ``params`` blocks of ``D`` outputs, the same output for the same
+    input, and the union over the blocks of "entry ``i`` depends on input ``j``"
+    nilpotent: no entry depends on its own coordinate, and the dependences have
+    no cycle (:func:`nfcourse.testing.is_triangular`), i.e. one order of the
+    coordinates makes the Jacobian strictly triangular. An empty list: no problem.
+    """
+    probe = probe_points(net, dim)
+    out, wrong = net_output(net, probe)
+    if wrong:
+        return [wrong]
+    k = out.shape[-1]
+    problems = []
+    if k != params * dim:
+        problems.append(
+            f"it returns {k} values per point, not {params} * D = {params * dim} ({params} "
+            "for each coordinate)"
+        )
+    if not is_deterministic(net, probe, out):
+        return [*problems, CHANGES]
+    if k % dim:
+        return problems
+    with torch.enable_grad():
+        jac = autograd_jacobian(randomized(net), probe.detach())  # (N, k, D)
+    # "the parameters of coordinate i depend on input j", over all output blocks and points
+    pattern = (jac.abs() > 0).any(0).reshape(k // dim, dim, dim).any(0)  # (D, D)
+    if pattern.diagonal().any():
+        own = pattern.diagonal().nonzero()[:, 0].tolist()
+        problems.append(
+            f"the parameters of coordinate(s) {own} depend on that coordinate itself"
+        )
+    if not is_triangular(pattern[None].double(), tol=0.5):
+        deps = "; ".join(f"{i} <- {pattern[i].nonzero()[:, 0].tolist()}" for i in range(dim))
+        problems.append(
+            "its dependences (coordinate <- inputs its parameters use: "
+            f"{deps if dim <= 6 else '...'}) form a cycle, so no order of the coordinates "
+            "makes them depend only on earlier ones"
+        )
+    return problems

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..nets import MADE
+from ..nets import MADE, autoregressive_problems
 from ..validate import check_dim
 from .base import Inverse, Layer
 from .elementwise import SCALE_BOUND, affine_forward, affine_inverse, check_scale_bound, read_affine
@@ -49,8 +49,8 @@ class Autoregressive(Layer):
         net: a module ``(*, D) -> (*, params * D)`` to use instead of a new MADE
             (``hidden`` and ``order`` are then ignored); stored as ``self.made``.
             It must be autoregressive in some order, for the ``D`` passes of
-            ``forward`` to invert ``inverse`` (:class:`nfcourse.transforms.AutoregressiveTransform`
-            checks it).
+            ``forward`` to invert ``inverse``: this is checked when the layer is
+            built (:func:`~nfcourse.nets.autoregressive_problems`).
 
     Shapes: ``z`` and ``x`` are ``(*, D)``; ``ladj`` is ``(*)``.
     """
@@ -72,6 +72,17 @@ class Autoregressive(Layer):
                 f"{where}: `net` must be a torch.nn.Module built once, got {type(net).__name__}; "
                 f"e.g. net=MADE({dim}, hidden=(64, 64), params={self.params})."
             )
+        if net is not None:
+            problems = autoregressive_problems(net, dim, self.params)
+            if problems:
+                raise ValueError(
+                    f"{where}: `net` must be autoregressive, mapping (..., {dim}) to "
+                    f"(..., {self.params * dim}): {self.params} values for each coordinate, "
+                    "those of coordinate i depending only on the coordinates before i in one "
+                    f"order. This network is not: {'; '.join(problems)}. Without that the "
+                    "log-determinant formula is wrong and sampling does not invert the "
+                    f"density. Use net=MADE({dim}, hidden=(64, 64), params={self.params})."
+                )
         self.made = MADE(dim, hidden, params=self.params, order=order) if net is None else net
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -30,7 +30,6 @@ clear, ends with a line after ``Write instead:`` that runs as it is (``T`` being
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 
@@ -38,8 +37,14 @@ import torch
 from torch import Tensor, nn
 
 from ..layers.coupling import check_mask
-from ..testing import autograd_jacobian, is_triangular
-from ..validate import check_dim, check_scalar, dtype_device
+from ..nets import (
+    CHANGES,
+    autoregressive_problems,
+    is_deterministic,
+    net_output,
+    probe_points,
+)
+from ..validate import check_dim, check_scalar
 
 _T = "T is nfcourse.transforms: import nfcourse.transforms as T"
 
@@ -333,45 +338,6 @@ def _why_alpha(a: float, c: float) -> str:
 # --- networks: built once, deterministic, the right shape (errata 6) -----------------------------
 
 
-def _probe(net: object, d_in: int, n: int = 8, seed: int = 0) -> Tensor:
-    """``n`` random points of ``d_in`` coordinates, in the dtype and on the device of ``net``."""
-    dtype, device = dtype_device(net)
-    g = torch.Generator().manual_seed(seed)
-    return (1.5 * torch.randn(n, d_in, generator=g, dtype=dtype)).to(device)
-
-
-_CHANGES = (
-    "it gives different outputs for the same input on two calls (does it build a new network "
-    "inside forward, or use dropout in training mode? Build layers in __init__; call .eval() "
-    "for dropout)"
-)
-
-
-def _output(net: nn.Module, probe: Tensor, width: int | None = None) -> tuple[Tensor | None, str]:
-    """``net(probe)`` if it is a batch ``(N, width)`` (``width=None``: any), else what is wrong."""
-    try:
-        with torch.no_grad():
-            out = net(probe)
-    except Exception as err:
-        return None, f"it fails on input of shape {tuple(probe.shape)}: {err}"
-    if (
-        not isinstance(out, Tensor)
-        or out.dim() != 2
-        or out.shape[0] != probe.shape[0]
-        or (width is not None and out.shape[1] != width)
-    ):
-        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        return None, f"it maps input of shape {tuple(probe.shape)} to {got}"
-    return out, ""
-
-
-def _deterministic(net: nn.Module, probe: Tensor, out: Tensor) -> bool:
-    """Whether a second call of ``net`` on ``probe`` gives ``out`` again."""
-    with torch.no_grad():
-        again = net(probe)
-    return isinstance(again, Tensor) and torch.allclose(out, again)
-
-
 def _module_code(module: nn.Module) -> str | None:
     """Code that builds a module like ``module`` (Sequential of Linear and activations)."""
 
@@ -461,7 +427,7 @@ def coupling_args(mask: object, transform_net: object) -> Tensor:
     where = "CouplingTransform"
     mask = check_mask(mask, where)
     d_a, width = int(mask.sum()), 2 * int((~mask).sum())
-    probe = _probe(transform_net, d_a)
+    probe = probe_points(transform_net, d_a)
 
     def fixed(net_code: str | None = None) -> str:
         net_code = net_code or (
@@ -474,8 +440,8 @@ def coupling_args(mask: object, transform_net: object) -> Tensor:
         )
 
     def problem(net: nn.Module) -> str:
-        out, wrong = _output(net, probe, width)
-        return wrong or ("" if _deterministic(net, probe, out) else _CHANGES)
+        out, wrong = net_output(net, probe, width)
+        return wrong or ("" if is_deterministic(net, probe, out) else CHANGES)
 
     if not isinstance(transform_net, nn.Module):
         changes, module = _inspect_function(transform_net, probe)
@@ -520,60 +486,6 @@ def _guess_dim(fn: Callable) -> int | None:
     return works[0] if works else None
 
 
-def _randomized(net: nn.Module, seed: int = 0) -> nn.Module:
-    """A copy of ``net`` with every trainable parameter redrawn: its structure, not its values.
-
-    A zero-initialized output layer (a learner's network may have one) hides every
-    dependence; and what training may change is what must keep the autoregressive structure.
-    """
-    try:
-        net = copy.deepcopy(net)
-    except Exception:
-        return net
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            if p.requires_grad:
-                p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return net
-
-
-def _autoregressive_problems(net: nn.Module, dim: int) -> list[str]:
-    """What stops ``net`` from being an affine autoregressive conditioner ``(*, D) -> (*, 2D)``."""
-    probe = _probe(net, dim)
-    out, wrong = _output(net, probe)
-    if wrong:
-        return [wrong]
-    k = out.shape[-1]
-    problems = []
-    if k != 2 * dim:
-        problems.append(
-            f"it returns {k} values per point, not 2 * D = {2 * dim} (a shift then a "
-            "log-scale for each coordinate)"
-        )
-    if not _deterministic(net, probe, out):
-        return [*problems, _CHANGES]
-    if k % dim:
-        return problems
-    with torch.enable_grad():
-        jac = autograd_jacobian(_randomized(net), probe.detach())  # (N, k, D)
-    # "the parameters of coordinate i depend on input j", over all output blocks and points
-    pattern = (jac.abs() > 0).any(0).reshape(k // dim, dim, dim).any(0)  # (D, D)
-    if pattern.diagonal().any():
-        own = pattern.diagonal().nonzero()[:, 0].tolist()
-        problems.append(
-            f"the shift/log-scale of coordinate(s) {own} depend on that coordinate itself"
-        )
-    if not is_triangular(pattern[None].double(), tol=0.5):
-        deps = "; ".join(f"{i} <- {pattern[i].nonzero()[:, 0].tolist()}" for i in range(dim))
-        problems.append(
-            "its dependences (coordinate <- inputs its shift/log-scale use: "
-            f"{deps if dim <= 6 else '...'}) form a cycle, so no order of the coordinates "
-            "makes them depend only on earlier ones"
-        )
-    return problems
-
-
 def _made_code(dim: int | None) -> str:
     if dim is None:
         return "T.MADE(D, hidden=(16,)), with D your number of coordinates"
@@ -591,7 +503,7 @@ def check_autoregressive(net: nn.Module, dim: int, where: str = "check_autoregre
     dependences have no cycle (:func:`nfcourse.testing.is_triangular`), i.e. one
     order of the coordinates makes the Jacobian strictly triangular.
     """
-    problems = _autoregressive_problems(net, dim)
+    problems = autoregressive_problems(net, dim)
     if problems:
         raise ValueError(
             f"{where}: `transform_net` must be autoregressive, mapping (..., {dim}) to "
@@ -619,8 +531,8 @@ def autoregressive_args(transform_net: object, dim: int | None) -> int:
         d = dim if dim is not None else _guess_dim(transform_net)
         changes, module = None, None
         if d is not None:
-            changes, module = _inspect_function(transform_net, _probe(None, d))
-        problems = _autoregressive_problems(module, d) if module is not None else []
+            changes, module = _inspect_function(transform_net, probe_points(None, d))
+        problems = autoregressive_problems(module, d) if module is not None else []
         built_once = (
             f" Built once, this network would still be wrong: {'; '.join(problems)}. "
             "Its Jacobian is then not triangular, so the log-det formula of an "

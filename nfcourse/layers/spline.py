@@ -156,7 +156,32 @@ def _check_spline(bins: object, bound: object, where: str) -> tuple[int, float]:
     return bins, check_number(bound, "bound", where, positive=True, example=str(BOUND))
 
 
-class SplineCoupling(Coupling):
+class _Splines:
+    """What spline layers share: one spline per coordinate, read as the normalizing map.
+
+    ``_raw(t, h)`` arranges a network output ``h`` as ``(*, D_t, 3K - 1)`` for the
+    points ``t``; the network's spline maps data to noise (density in one pass), and
+    the layer's generative direction is its inverse.
+    """
+
+    bins: int
+    bound: float
+
+    def _raw(self, t: Tensor, h: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _spline(self, t: Tensor, h: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        y, log_d = spline(t, self._raw(t, h), self.bound, inverse)
+        return y, log_d.sum(-1)
+
+    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self._spline(z, h, inverse=True)
+
+    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self._spline(x, h, inverse=False)
+
+
+class SplineCoupling(_Splines, Coupling):
     """A coupling layer whose transformed part moves along a spline set by the other part.
 
     ``x_a = z_a`` passes through and feeds the network; each transformed
@@ -187,18 +212,11 @@ class SplineCoupling(Coupling):
         self.bins, self.bound = _check_spline(bins, bound, "SplineCoupling")
         super().__init__(mask, hidden, net, params=3 * self.bins - 1)
 
-    def _spline(self, t: Tensor, h: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
-        y, log_d = spline(t, h.unflatten(-1, (t.shape[-1], self.params)), self.bound, inverse)
-        return y, log_d.sum(-1)
-
-    def _transform(self, z_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self._spline(z_b, h, inverse=True)
-
-    def _untransform(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self._spline(x_b, h, inverse=False)
+    def _raw(self, t: Tensor, h: Tensor) -> Tensor:
+        return h.unflatten(-1, (t.shape[-1], self.params))  # the net's own layout
 
 
-class SplineAutoregressive(Autoregressive):
+class SplineAutoregressive(_Splines, Autoregressive):
     """An autoregressive layer whose coordinates move along splines: MAF with splines.
 
     Coordinate ``i`` gets a spline whose ``3K - 1`` parameters come from the
@@ -230,13 +248,6 @@ class SplineAutoregressive(Autoregressive):
         self.params = 3 * self.bins - 1
         super().__init__(dim, hidden, order, net)
 
-    def _spline(self, t: Tensor, h: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
-        raw = h.unflatten(-1, (self.params, t.shape[-1])).transpose(-1, -2)  # (*, D, 3K - 1)
-        y, log_d = spline(t, raw, self.bound, inverse)
-        return y, log_d.sum(-1)
-
-    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self._spline(z, h, inverse=True)
-
-    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        return self._spline(x, h, inverse=False)
+    def _raw(self, t: Tensor, h: Tensor) -> Tensor:
+        # MADE gives params blocks of D; entry i of each block belongs to coordinate i
+        return h.unflatten(-1, (self.params, t.shape[-1])).transpose(-1, -2)

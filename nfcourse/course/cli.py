@@ -5,7 +5,7 @@ Commands:
     check       run notebooks headlessly and report every exercise
     reset       restore a fresh exercise notebook (your version is kept as a copy)
     doctor      check that this environment is ready for the course
-    generate    write notebooks/ from solutions/ (keeps a copy of edited notebooks)
+    generate    write notebooks/ from solutions/ (never loses an edited notebook)
 """
 
 from __future__ import annotations
@@ -24,11 +24,15 @@ import nbformat
 from .check import MIME, Result
 from .exercises import (
     HEADER,
+    LESSON,
+    BackupError,
+    ExerciseFormatError,
+    NotebookProblem,
     backup,
     generate,
     learner_changed,
     make_exercise_notebook,
-    stale,
+    read_notebook,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +44,23 @@ def course_root() -> Path:
     return here if (here / "solutions").is_dir() or (here / "notebooks").is_dir() else ROOT
 
 
+def restore_hint(path: Path) -> str:
+    """What to do about a lesson notebook that cannot be read."""
+    if LESSON.match(path.name):
+        return (
+            f"Restore it with `python -m nfcourse reset {path.name[:2]}` "
+            "(the damaged file is kept in notebooks/.backups/)."
+        )
+    return "If it is yours, look for an earlier copy in notebooks/.backups/."
+
+
 def lesson_title(path: Path) -> str:
     """The first Markdown heading of a notebook, without the leading #'s."""
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = read_notebook(path)
+    except NotebookProblem:
+        where = f"{path.parent.name}/{path.name}"
+        return f"(cannot be read as a notebook: `python -m nfcourse check {where}` says why)"
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
@@ -67,7 +85,7 @@ def list_lessons(root: Path) -> str:
         "                      exercise: passed, not done, or failed with a hint",
         "  reset NN            restore a fresh exercise notebook NN; yours is kept as a copy",
         "  doctor              check Python, torch, JupyterLab and widgets; say what to fix",
-        "  generate            write notebooks/ from solutions/ (edited notebooks are backed up)",
+        "  generate            write notebooks/ from solutions/ (never loses an edited notebook)",
     ]
     return "\n".join(lines)
 
@@ -104,14 +122,22 @@ def expected_exercises(nb: nbformat.NotebookNode) -> list[str]:
     return labels
 
 
+def first_line(source: str, width: int = 40) -> str:
+    line = next((s.strip() for s in source.splitlines() if s.strip()), "")
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
 def run_notebook(path: Path, timeout: int = 300) -> Report:
-    """Execute a copy of the notebook (the file is not modified) and collect the verdicts."""
+    """Execute a copy of the notebook (the file is not modified) and collect the verdicts.
+
+    :class:`NotebookProblem` when the file cannot be read as a notebook."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     report = Report(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     report.exercises = dict.fromkeys(expected_exercises(nb))
+    running = [-1]  # the index of the cell being run
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -121,20 +147,29 @@ def run_notebook(path: Path, timeout: int = 300) -> Report:
         # the kernel's own warnings (e.g. about its local TCP sockets) are noise in a report;
         # its errors still show
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        # stop the kernel at once when done: a graceful shutdown of a kernel still busy with a
+        # cell that timed out makes it print a traceback of its own
+        shutdown_kernel="immediate",
+        on_cell_start=lambda cell, cell_index: running.__setitem__(0, cell_index),
     )
     start = time.perf_counter()
     os.environ["NFCOURSE_STRICT"] = "0"  # report every exercise instead of stopping at one
+    stopped_at = None
     try:
         client.execute()
     except CellTimeoutError:
+        stopped_at = running[0]
+        source = first_line(nb.cells[stopped_at].source)
         report.problem = (
-            f"a cell ran longer than {timeout} s and was stopped (an endless loop? a "
-            "training run far longer than the lesson's?). Fix it, or pass a larger --timeout."
+            f"cell {stopped_at} ({source}) ran longer than {timeout} s and was stopped, so the "
+            "cells after it did not run; look for an endless loop, or raise --timeout"
         )
     except DeadKernelError as error:
         report.problem = f"the kernel died ({error}); out of memory? restart and try again."
     report.seconds = time.perf_counter() - start
     for index, cell in enumerate(nb.cells):
+        if index == stopped_at:  # its interruption is no error of the learner's
+            continue
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if MIME in data:
@@ -177,21 +212,39 @@ def summary_table(reports: list[Report]) -> str:
     return "\n".join(lines)
 
 
+def did_you_mean(path: Path) -> str:
+    """' Did you mean: ...?' with the notebooks next to ``path`` whose names are close."""
+    folder = path.parent if path.parent.is_dir() else Path(".")
+    candidates = [p.name for p in folder.glob("*.ipynb")]
+    close = difflib.get_close_matches(path.name, candidates, n=3, cutoff=0.4)
+    return f" Did you mean: {', '.join(str(folder / c) for c in close)}?" if close else ""
+
+
 def resolve(paths: list[str]) -> tuple[list[Path], list[str]]:
-    """Notebook files from files and folders; messages for paths that do not exist."""
+    """Notebook files from files and folders; a message for each path that gives none."""
     found, problems = [], []
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.glob("*.ipynb"))
+            inside = sorted(path.glob("*.ipynb"))
+            found += inside
+            if not inside:
+                problems.append(
+                    f"{name}: no notebook (.ipynb file) in this folder; the lessons are in "
+                    "notebooks/ (folders inside it are not searched)."
+                )
         elif path.is_file() and path.suffix == ".ipynb":
             found.append(path)
+        elif path.exists():
+            kind = f"a {path.suffix} file" if path.suffix else "a file without an extension"
+            twin = path.with_suffix(".ipynb")
+            also = f" Did you mean {twin}?" if twin.is_file() else ""
+            problems.append(
+                f"{name}: not a notebook ({kind}); `check` takes .ipynb files or folders of "
+                f"them.{also}"
+            )
         else:
-            folder = path.parent if path.parent.is_dir() else Path(".")
-            candidates = [p.name for p in folder.glob("*.ipynb")]
-            close = difflib.get_close_matches(path.name, candidates, n=3, cutoff=0.4)
-            also = f" Did you mean: {', '.join(str(folder / c) for c in close)}?" if close else ""
-            problems.append(f"{name}: no such notebook.{also}")
+            problems.append(f"{name}: no such notebook.{did_you_mean(path)}")
     return found, problems
 
 
@@ -203,8 +256,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     reports = []
     for path in paths:
-        report = run_notebook(path, timeout=args.timeout)
-        print(format_report(report), flush=True)
+        try:
+            report = run_notebook(path, timeout=args.timeout)
+        except NotebookProblem as problem:
+            report = Report(path, problem=f"this file {problem}")
+            print(f"{path}: not checked: it {problem}. {restore_hint(path)}", flush=True)
+        else:
+            print(format_report(report), flush=True)
         reports.append(report)
     if len(reports) > 1:
         print()
@@ -231,11 +289,19 @@ def cmd_reset(args: argparse.Namespace) -> int:
             print(f"  {path.name[:2]}  {path.stem}", file=sys.stderr)
         return 2
     target = root / "notebooks" / solution.name
+    fresh = make_exercise_notebook(solution)
     note = ""
-    if target.exists() and learner_changed(target):
-        note = f"; your version was kept as {backup(target)}"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(nbformat.writes(make_exercise_notebook(solution)) + "\n")
+    try:
+        if target.exists() and learner_changed(target, fresh):
+            note = f"; your version was kept as {backup(target)}"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(nbformat.writes(fresh) + "\n")
+    except BackupError as error:
+        print(f"{target}: not reset, left as it is: {error}.", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"{target}: not reset: it could not be written ({error.strerror}).", file=sys.stderr)
+        return 1
     print(f"{target}: a fresh copy of lesson {solution.name[:2]}{note}")
     print("If it is open in JupyterLab, close it without saving, or use File > Reload from Disk.")
     return 0
@@ -243,12 +309,37 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    for line in generate(root / "solutions", root / "notebooks"):
-        print(line)
-    left = stale(root / "solutions", root / "notebooks")
-    if left:
-        print("notebooks without a solution (remove them or add one):", ", ".join(left))
-    return 0
+    if not (root / "solutions").is_dir():
+        print(
+            f"{root}: no solutions/ folder here; `generate` writes notebooks/ from the "
+            "course's solutions/ (for a fresh copy of one lesson, use `reset NN`).",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        outcomes = generate(root / "solutions", root / "notebooks")
+    except ExerciseFormatError as error:
+        print(f"solutions/{error}", file=sys.stderr)
+        return 1
+    for outcome in outcomes:
+        print(outcome)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def seconds(text: str) -> int:
+    """``--timeout``: a positive whole number of seconds (0 would let a cell run forever)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of seconds per cell, got {text!r}; e.g. --timeout 600"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds per cell, got {text} (0 or less would let "
+            "an endless cell run forever); e.g. --timeout 600"
+        )
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("check", help="run notebooks headlessly and report every exercise")
     check.add_argument("notebooks", nargs="+", help="notebook files or folders of notebooks")
-    check.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    check.add_argument(
+        "--timeout", type=seconds, default=300, help="seconds per cell (default 300)"
+    )
     reset = sub.add_parser("reset", help="restore a fresh exercise notebook, keeping yours")
     reset.add_argument("lesson", help="the lesson: 04, 4, 04_coupling_flows or its file name")
     sub.add_parser("doctor", help="check this environment and say what to fix")

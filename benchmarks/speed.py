@@ -25,7 +25,7 @@ import torch
 from . import models
 
 OPS = ("log_prob fwd+bwd", "train step", "sample")
-KINDS = {"coupling": "RealNVP", "autoregressive": "MAF"}
+KINDS = {"coupling": "RealNVP", "autoregressive": "MAF", "spline": "NSF"}
 
 
 @dataclass
@@ -34,7 +34,7 @@ class SpeedConfig:
 
     dims: tuple[int, ...] = (2, 8, 64)
     threads: tuple[int, ...] = (1, 2)
-    kinds: tuple[str, ...] = ("coupling", "autoregressive")
+    kinds: tuple[str, ...] = ("coupling", "autoregressive", "spline")
     ops: tuple[str, ...] = OPS
     batch: int = 1024
     layers: int = 5

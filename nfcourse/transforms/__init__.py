@@ -94,28 +94,19 @@ class LayerTransform(Transform):
     ``t.log_abs_det_jacobian(z, x) = log|det dx/dz|``, the layer's ``ladj``. So in
     ``TransformedDistribution(base, [t])``,
 
-        log p(x) = log p_base(z) + ladj_inverse(x),    z, ladj_inverse = layer.inverse(x),
+        log p(x) = log p_base(z) - log|det dx/dz|,    z = layer.inverse(x)[0],
 
-    and ``rsample`` is ``layer(base.rsample())[0]``.
-
-    One evaluation of the layer gives a point and its ``ladj``, and the transform keeps the
-    latest: ``log_prob(x)`` runs the layer once (``t.inv(x)``, then the kept ``ladj``), and
-    ``log_prob`` of a point ``x = t(z)`` just drawn not at all. A kept result serves only the
-    very same tensors (``is``), only a call of the other direction or an ``ladj`` (a repeated
-    call recomputes), an ``ladj`` once, and only while the tensors, the layer's parameters
-    (their version counters: an optimizer step changes them) and the grad mode are unchanged.
-    (Torch's own cache, ``cache_size=1``, checks the input tensor alone, so after an optimizer
-    step it would return a stale ``t.inv(x)`` for the same data ``x``: it stays off.) Like
-    torch's, a kept result carries its autograd graph, which a backward pass between the two
-    calls frees. To test a layer's inverse, pass a tensor the transform has not seen:
-    ``t.inv(x.clone())``. Without a kept result, the ``ladj`` comes from ``z`` by the
-    layer's ``forward``, or with ``ladj_from="x"`` from ``x`` by its ``inverse``: for a
-    layer whose forward is the costly direction (MAF: ``D`` passes).
+    and ``rsample`` is ``layer(base.rsample())[0]``. Nothing is cached: each call
+    evaluates the layer (torch's ``cache_size=1`` would hand back a stale result for
+    the same data tensor after an optimizer step), so ``log_prob`` costs two passes.
+    The ``ladj`` comes from ``z`` by the layer's ``forward``, or with ``ladj_from="x"``
+    from ``x`` by its ``inverse``: for a layer whose forward is the costly direction
+    (MAF: ``D`` passes).
 
     Args:
         layer: a course layer (:mod:`nfcourse.layers`: ``forward(z) -> (x, ladj)``,
-            ``inverse(x) -> (z, ladj)``, ``parameters()``) or a :class:`MapLayer`.
-            ``t.dim`` is its ``dim`` (``None``: any ``D``).
+            ``inverse(x) -> (z, ladj)``) or a :class:`MapLayer`. ``t.dim`` is its
+            ``dim`` (``None``: any ``D``).
         ladj_from: ``"z"`` (default) or ``"x"``, see above.
     """
 
@@ -124,7 +115,7 @@ class LayerTransform(Transform):
     bijective = True
 
     def __init__(self, layer: nn.Module | MapLayer, ladj_from: str = "z"):
-        super().__init__()  # torch's cache off (cache_size=0): see above
+        super().__init__()
         where = type(self).__name__
         if not all(hasattr(layer, a) for a in ("__call__", "inverse", "parameters")):
             raise TypeError(
@@ -136,7 +127,6 @@ class LayerTransform(Transform):
             raise ValueError(f"{where}: `ladj_from` must be 'z' or 'x', got {ladj_from!r}.")
         self.layer, self.ladj_from = layer, ladj_from
         self.dim: int | None = getattr(layer, "dim", None)
-        self._last: tuple | None = None  # (z, x, ladj, direction, stamp) of the latest evaluation
 
     def _points(self, t: Tensor, name: str) -> Tensor:
         where = type(self).__name__
@@ -149,54 +139,16 @@ class LayerTransform(Transform):
             )
         return t
 
-    def _stamp(self, z: Tensor, x: Tensor) -> tuple | None:
-        """What must not change for a kept result to hold (``None``: nothing can be kept)."""
-        tensors = [z, x, *self.layer.parameters()]
-        if any(t.is_inference() for t in tensors):  # inference tensors have no version counter
-            return None
-        return torch.is_grad_enabled(), [t._version for t in tensors]
-
-    def _keep(self, z: Tensor, x: Tensor, ladj: Tensor, direction: str) -> None:
-        stamp = self._stamp(z, x)
-        self._last = None if stamp is None else (z, x, ladj, direction, stamp)
-
-    def _recall(self, z: Tensor | None, x: Tensor | None, caller: str) -> tuple | None:
-        """The kept ``(z, x, ladj)``, if it is of these tensors (``None``: any), was not made
-        by ``caller`` itself, and still holds."""
-        if self._last is None:
-            return None
-        kz, kx, ladj, made_by, stamp = self._last
-        same = (z is None or z is kz) and (x is None or x is kx)
-        holds = same and made_by != caller and stamp == self._stamp(kz, kx)
-        return (kz, kx, ladj) if holds else None
-
     def _call(self, z: Tensor) -> Tensor:
-        kept = self._recall(z, None, "forward")  # z = t.inv(x) just now: x is known
-        if kept:
-            return kept[1]
-        x, ladj = self.layer(self._points(z, "z"))
-        self._keep(z, x, ladj, "forward")
-        return x
+        return self.layer(self._points(z, "z"))[0]
 
     def _inverse(self, x: Tensor) -> Tensor:
-        kept = self._recall(None, x, "inverse")  # x = t(z) just now: z is known
-        if kept:
-            return kept[0]
-        z, ladj = self.layer.inverse(self._points(x, "x"))
-        self._keep(z, x, -ladj, "inverse")
-        return z
+        return self.layer.inverse(self._points(x, "x"))[0]
 
     def log_abs_det_jacobian(self, z: Tensor, x: Tensor) -> Tensor:
-        kept = self._recall(z, x, "ladj")
-        if kept:
-            self._last = None  # served once: a later call, maybe after a backward pass, recomputes
-            return kept[2]
         if self.ladj_from == "x":
             return -self.layer.inverse(self._points(x, "x"))[1]
         return self.layer(self._points(z, "z"))[1]
-
-    def __getstate__(self) -> dict:
-        return {**super().__getstate__(), "_last": None}
 
     def __repr__(self) -> str:
         layer = f"{type(self.layer).__name__}, " if type(self) is LayerTransform else ""

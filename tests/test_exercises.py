@@ -151,6 +151,31 @@ def test_check_verdicts(monkeypatch, capsys):
     assert out[2].startswith("⏳ Exercise 9.1 not done")
 
 
+def _not_the_stub(x):
+    raise NotImplementedError("negative numbers")
+
+
+def _deep_in_torch(x):
+    import torch
+
+    return torch.nn.Linear(2, 2)(torch.zeros(3))  # the learner's line: wrong input size
+
+
+def test_only_the_stubs_own_error_means_not_done(monkeypatch):
+    monkeypatch.delenv("NFCOURSE_STRICT", raising=False)
+    result = _check_square(_not_the_stub)
+    assert result.status == "failed" and "NotImplementedError: negative numbers" in result.message
+
+
+def test_a_crash_points_at_the_learners_line_not_into_torch(monkeypatch):
+    monkeypatch.delenv("NFCOURSE_STRICT", raising=False)
+    result = _check_square(_deep_in_torch)
+    line = _deep_in_torch.__code__.co_firstlineno + 3
+    assert result.status == "failed" and "RuntimeError" in result.message
+    assert f"see line {line} of _deep_in_torch()" in result.hint, result.line
+    assert "inside torch" in result.hint
+
+
 def test_strict_mode_raises_unless_passed(monkeypatch):
     monkeypatch.setenv("NFCOURSE_STRICT", "1")
     assert _check_square(lambda x: x * x)

@@ -157,7 +157,105 @@ def show(result: Result) -> None:
 
 
 def _is_stub(error: BaseException) -> bool:
-    return isinstance(error, NotImplementedError)
+    """Whether ``error`` is a stub's own ``NotImplementedError("Exercise N.M: ...")``.
+
+    Any other ``NotImplementedError`` (nn.Module raises one for a class whose
+    ``forward`` is misspelt) is a failure of the learner's code, not work to do.
+    """
+    return isinstance(error, NotImplementedError) and str(error).startswith("Exercise ")
+
+
+@functools.cache
+def _library_roots() -> dict[str, str]:
+    """Folders of code that is not the learner's, and their names ("" = the package's own)."""
+    import sysconfig
+
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    roots = {os.path.join(os.path.realpath(package), ""): "nfcourse"}
+    paths = sysconfig.get_paths()
+    for key in ("purelib", "platlib", "stdlib", "platstdlib"):
+        name = "Python" if "std" in key else ""
+        roots.setdefault(os.path.join(os.path.realpath(paths[key]), ""), name)
+    return roots
+
+
+def _library(filename: str) -> str | None:
+    """The library a frame's file belongs to (``torch``, ``nfcourse``...), None if the learner's."""
+    if filename.startswith("<"):  # a notebook cell or exec'd code, unless Python's frozen modules
+        return "Python" if filename.startswith("<frozen") else None
+    path = os.path.realpath(filename)
+    for root, name in _library_roots().items():
+        if path.startswith(root):
+            return name or path[len(root) :].split(os.sep)[0].removesuffix(".py")
+    return None
+
+
+def _property_error(error: BaseException) -> tuple[BaseException, str | None]:
+    """The real error of a property whose ``AttributeError`` ``__getattr__`` replaced.
+
+    When a property raises ``AttributeError``, Python falls back to the class's
+    ``__getattr__``; nn.Module's then reports the *property* as missing. Run the
+    property's getter once more to recover the learner's own error.
+    """
+    import inspect
+
+    if not isinstance(error, AttributeError) or error.__traceback__ is None:
+        return error, None
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    obj, name = frame.f_locals.get("self"), frame.f_locals.get("name")
+    if frame.f_code.co_name != "__getattr__" or not isinstance(name, str):
+        return error, None
+    getter = inspect.getattr_static(type(obj), name, None)
+    if not isinstance(getter, property) or getter.fget is None:
+        return error, None
+    try:
+        getter.fget(obj)
+    except AttributeError as real:
+        return real, name
+    except Exception:  # noqa: BLE001 - keep the first error if the getter now fails otherwise
+        return error, None
+    return error, None
+
+
+def _crash(label: str, error: Exception) -> Result:
+    """The verdict on an error raised by the learner's code: where it is, and what it means."""
+    if _is_stub(error):
+        return Result(
+            label,
+            "not done",
+            "replace the `raise NotImplementedError` with your code, "
+            "run that cell, then this check again.",
+        )
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames and frames[-1].name == "_forward_unimplemented":
+        return Result(
+            label,
+            "failed",
+            f"nn.Module found no `forward` method: calling your layer raised "
+            f"NotImplementedError ({error}).",
+            "check the spelling of your method names: the layer's map must be "
+            "`def forward(self, z):`, indented inside the class.",
+        )
+    error, prop = _property_error(error)
+    frames = traceback.extract_tb(error.__traceback__) or frames
+    learners = [f for f in frames if _library(f.filename) is None]
+    where = learners[-1] if learners else frames[-1]
+    # where torch raised for the learner's line, say so (not for a missing attribute: the
+    # lookup through nn.Module.__getattr__ is just how torch says the name does not exist)
+    inside = _library(frames[-1].filename) if learners else None
+    inside = None if isinstance(error, AttributeError) else inside
+    return Result(
+        label,
+        "failed",
+        f"your code raised {type(error).__name__}: {error}"
+        + (f" (in the property `{prop}`)" if prop else ""),
+        f"see line {where.lineno} of {where.name}()"
+        + (f" (the error itself came from inside {inside}, called from there)" if inside else "")
+        + "; run the exercise cell again after fixing it.",
+    )
 
 
 def exercise(label: str) -> Callable:
@@ -176,22 +274,7 @@ def exercise(label: str) -> Callable:
             except Mistake as mistake:
                 result = Result(label, "failed", mistake.message, mistake.hint)
             except Exception as error:  # noqa: BLE001 - any error in learner code is a verdict
-                if _is_stub(error):
-                    result = Result(
-                        label,
-                        "not done",
-                        "replace the `raise NotImplementedError` with your code, "
-                        "run that cell, then this check again.",
-                    )
-                else:
-                    where = traceback.extract_tb(error.__traceback__)[-1]
-                    result = Result(
-                        label,
-                        "failed",
-                        f"your code raised {type(error).__name__}: {error}",
-                        f"see line {where.lineno} of {where.name}(); run the exercise cell "
-                        "again after fixing it.",
-                    )
+                result = _crash(label, error)
             show(result)
             if strict() and not result:
                 raise CheckFailed(result.line)

@@ -13,15 +13,9 @@ import statistics
 import time
 from collections.abc import Callable
 
+from .validate import check_int
+
 __all__ = ["median_time"]
-
-
-def _count(value: object, name: str, smallest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
-        raise ValueError(
-            f"median_time: `{name}` must be an int >= {smallest}, got {value!r}."
-        )
-    return value
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -45,8 +39,8 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
             f"median_time: `fn` must be a function without arguments, got "
             f"{type(fn).__name__}. Wrap the call, e.g. median_time(lambda: flow.sample(256))."
         )
-    repeats = _count(repeats, "repeats", 1)
-    warmup = _count(warmup, "warmup", 0)
+    repeats = check_int(repeats, "repeats", "median_time")
+    warmup = check_int(warmup, "warmup", "median_time", smallest=0)
     for _ in range(warmup):
         fn()
     times = []

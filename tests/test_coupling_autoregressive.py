@@ -85,7 +85,7 @@ def test_mask_helpers():
     assert half_mask(5).tolist() == [True, True, False, False, False]
     assert half_mask(5, 1).tolist() == [False, False, True, True, True]
     assert half_mask(2).tolist() == [True, False]
-    with pytest.raises(ValueError, match=r"alternating_mask: `dim` must be an int >= 2"):
+    with pytest.raises(ValueError, match=r"alternating_mask: `dim` must be an integer >= 2"):
         alternating_mask(1)
     with pytest.raises(ValueError, match=r"half_mask: `parity` must be 0 or 1"):
         half_mask(4, 2)

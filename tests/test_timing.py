@@ -27,10 +27,10 @@ def test_measures_real_time():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"repeats": 0}, r"`repeats` must be an int >= 1, got 0"),
-        ({"repeats": 2.5}, r"`repeats` must be an int >= 1"),
-        ({"warmup": -1}, r"`warmup` must be an int >= 0, got -1"),
-        ({"warmup": True}, r"`warmup` must be an int >= 0"),
+        ({"repeats": 0}, r"`repeats` must be a positive integer, got 0"),
+        ({"repeats": 2.5}, r"`repeats` must be a positive integer"),
+        ({"warmup": -1}, r"`warmup` must be a non-negative integer, got -1"),
+        ({"warmup": True}, r"`warmup` must be a non-negative integer"),
     ],
 )
 def test_bad_counts_are_clear_errors(kwargs, match):

@@ -456,9 +456,7 @@ class Pinwheel(Dataset):
     name = "pinwheel"
 
     def __init__(self, arms: int = 5):
-        if isinstance(arms, bool) or not isinstance(arms, int) or arms < 1:
-            raise ValueError(f"pinwheel: `arms` must be a positive int, got {arms!r}.")
-        self.arms = arms
+        self.arms = check_int(arms, "arms", "pinwheel")
 
     def _sample(self, n, gen):
         k = _randint(self.arms, n, gen)

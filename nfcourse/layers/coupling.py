@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nets import mlp
-from ..validate import as_index_tensor
+from ..validate import as_index_tensor, check_int
 from .base import Layer
 from .elementwise import SCALE_BOUND, affine_forward, affine_inverse, check_scale_bound, read_affine
 
@@ -68,11 +68,8 @@ def check_mask(mask: object, where: str) -> Tensor:
 
 
 def _check_mask_args(dim: object, parity: object, where: str) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-        raise ValueError(
-            f"{where}: `dim` must be an int >= 2 (a coupling layer splits the coordinates "
-            f"in two non-empty groups), got {dim!r}. For D = 1 use an elementwise layer or MAF."
-        )
+    meaning = "a coupling layer splits the coordinates in two non-empty groups; for D = 1 use "
+    check_int(dim, "dim", where, smallest=2, meaning=meaning + "an elementwise layer or MAF")
     if parity not in (0, 1) or isinstance(parity, bool):
         raise ValueError(f"{where}: `parity` must be 0 or 1, got {parity!r}.")
 

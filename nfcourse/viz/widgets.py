@@ -45,7 +45,7 @@ from torch import Tensor
 from ..data.grid import Bounds, grid, xy_bounds
 from ..flow import Flow
 from ..layers import Planar, Radial
-from ..validate import check_number
+from ..validate import check_int, check_number
 from .plots import DENSITY_CMAP, SECTOR_COLORS, get_axes, sector, to_numpy
 
 __all__ = [
@@ -135,8 +135,7 @@ def _stages(flow: Flow, n: int, seed: int | None) -> list[np.ndarray]:
             f"{where}: `flow` must be an nfcourse.Flow (something with a stages(n) method), "
             f"got {type(flow).__name__}."
         )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{where}: `n` must be a positive int (number of points), got {n!r}.")
+    n = check_int(n, "n", where, meaning="the number of points")
     if seed is None:
         stages = flow.stages(n)
     else:

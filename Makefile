@@ -17,6 +17,10 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nfcourse-installed
+# The course's JupyterLab settings (lab/settings/: no "news" pop-up over the lesson),
+# installed as defaults of .venv's own JupyterLab only: a learner's own JupyterLab
+# settings are not touched, and still win over these.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/nfcourse.json
 
 .PHONY: lab test browser-test bench lint notebooks clean-venv
 
@@ -26,10 +30,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Opens the first lesson; the file browser shows the whole course.
+$(LAB_SETTINGS): lab/settings/overrides.d/nfcourse.json $(STAMP)
+	mkdir -p $(@D)
+	cp $< $@
+
+# Opens the first lesson, in the browser and at the URL it prints (default_url);
+# the file browser shows the whole course.
 # (--allow-root only when run as root, e.g. in a container.)
-lab: $(STAMP)
-	$(PY) -m jupyterlab --ServerApp.root_dir="$(CURDIR)" $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_welcome.ipynb
+lab: $(STAMP) $(LAB_SETTINGS)
+	$(PY) -m jupyterlab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_welcome.ipynb
 
 # Unit tests and the exercise notebooks (stubs report "not done yet"), then the
 # solution notebooks with strict checks (a wrong solution fails). nbval runs each

@@ -20,12 +20,19 @@ from nfcourse.train import History  # noqa: E402
 from nfcourse.viz.plots import (  # noqa: E402
     PALETTE,
     SECTOR_COLORS,
+    cell_outlines,
+    count_peaks,
+    fold_branches,
     grid,
+    panel_grid,
     plot_1d_density,
+    plot_area_change,
     plot_density,
     plot_losses,
+    plot_planar_fold,
     plot_samples,
     plot_stages,
+    signed_area,
 )
 
 D = torch.distributions
@@ -194,6 +201,39 @@ def test_plot_stages_one_panel_per_stage_with_consistent_colours():
         plot_stages(flow, titles=["a"])
 
 
+def rows_of(fig) -> list[list]:
+    """The figure's axes grouped by the row of the grid they sit in, top row first."""
+    rows: dict[int, list] = {}
+    for ax in fig.axes:
+        rows.setdefault(ax.get_subplotspec().rowspan.start, []).append(ax)
+    return [rows[r] for r in sorted(rows)]
+
+
+@pytest.mark.parametrize(("panels", "shape"), [(1, [1]), (4, [4]), (6, [3, 3]), (7, [4, 3]),
+                                               (9, [3, 3, 3])])
+def test_panel_grid_fills_rows_evenly(panels, shape):
+    fig, axes = panel_grid(panels, max_cols=4)
+    assert len(axes) == len(fig.axes) == panels
+    assert [len(row) for row in rows_of(fig)] == shape
+    assert fig.get_size_inches()[0] <= 4 * 2.5 + 1e-9  # no wider than a notebook
+    with pytest.raises(ValueError, match="max_cols"):
+        panel_grid(3, max_cols=0)
+
+
+def test_plot_stages_of_a_deep_flow_wraps_into_readable_rows():
+    flow = Flow([Affine(2) for _ in range(6)])  # 7 panels: one row of 7 was unreadable
+    fig = plot_stages(flow, n=100, seed=0)
+    assert [len(row) for row in rows_of(fig)] == [4, 3]
+    width = fig.get_size_inches()[0]
+    assert width <= 10.5
+    fig.canvas.draw()  # lays the panels out
+    for ax in fig.axes:  # every panel about a fifth of the figure wide, or more
+        assert ax.get_position().width * width > 1.7
+        assert all(len(line) <= 25 for line in ax.get_title().splitlines())
+    assert fig.axes[-1].get_title().startswith("data x (after layer 6)")
+    assert len(plot_stages(flow, n=100, max_cols=7).axes) == 7
+
+
 # ----------------------------------------------------------------------------
 # plot_losses
 
@@ -307,3 +347,131 @@ def test_plot_made_masks_refuses_other_models():
 
     with pytest.raises(TypeError, match=r"expected an nfcourse.MADE.*MADE\(3, hidden"):
         plot_made_masks(nn.Linear(2, 2))
+
+
+def test_plot_made_masks_panels_line_up():
+    from nfcourse import MADE
+    from nfcourse.viz.plots import plot_made_masks
+
+    fig = plot_made_masks(MADE(3, hidden=(5, 5), params=1))  # masks (5, 3), (5, 5), (3, 5)
+    fig.canvas.draw()
+    masks = [ax.get_position() for ax in fig.axes[1:-1]]
+    assert len({round(p.height, 4) for p in masks}) == 1, "every mask panel equally high"
+    assert len({round(p.y1, 4) for p in masks}) == 1, "and on one line"
+    # a unit of the layer below is equally wide in every mask
+    widths = [p.width / cols for p, cols in zip(masks, [3, 5, 5], strict=True)]
+    assert max(widths) / min(widths) < 1.05
+    assert fig.get_size_inches()[0] <= 10.5
+
+
+# ----------------------------------------------------------------------------
+# areas under a map (lesson 01)
+
+
+def test_cell_outlines_tile_the_square_counterclockwise():
+    outlines, h = cell_outlines(-2.0, 2.0, n=4, per_edge=5)
+    assert outlines.shape == (16, 20, 2) and outlines.dtype == torch.float64 and h == 1.0
+    areas = signed_area(outlines)
+    torch.testing.assert_close(areas, torch.ones(16, dtype=torch.float64))  # counterclockwise
+    assert outlines[..., 0].min() == -2.0 and outlines[..., 0].max() == 2.0
+    # the first cell is the lower left one, then x_1 changes fastest
+    torch.testing.assert_close(outlines[0].min(0).values, torch.tensor([-2.0, -2.0]).double())
+    torch.testing.assert_close(outlines[1].min(0).values, torch.tensor([-1.0, -2.0]).double())
+    with pytest.raises(ValueError, match="lo < hi"):
+        cell_outlines(1.0, 0.0)
+    with pytest.raises(ValueError, match="`n`"):
+        cell_outlines(n=0)
+
+
+def test_signed_area_is_negative_for_a_mirrored_outline():
+    square = torch.tensor([[0.0, 0.0], [2.0, 0.0], [2.0, 1.0], [0.0, 1.0]])
+    assert signed_area(square).item() == 2.0
+    assert signed_area(square.flip(0)).item() == -2.0
+    mirror = torch.tensor([[-1.0, 0.0], [0.0, 1.0]])
+    assert signed_area(square @ mirror.T).item() == -2.0
+    assert signed_area(torch.stack([square, 3 * square])).tolist() == [2.0, 18.0]
+
+
+def test_plot_area_change_measures_areas_against_the_jacobian():
+    A = torch.tensor([[1.2, 0.6], [-0.3, 0.9]], dtype=torch.float64)
+
+    def bend(z):
+        return torch.stack([z[..., 0], z[..., 1] * torch.exp(0.5 * z[..., 0])], dim=-1)
+
+    fig = plot_area_change({"A z": lambda z: z @ A.T, "bend": bend}, n=6)
+    grid_ax, linear_ax, bend_ax, scatter = fig.axes
+    assert [len(row) for row in rows_of(fig)] == [2, 2]
+    assert fig.get_size_inches()[0] <= 10.5
+    assert len(grid_ax.collections[0].get_paths()) == 36
+    assert "x1.26 to x1.26" in linear_ax.get_title()
+    linear_pts, bend_pts = (c.get_offsets() for c in scatter.collections)
+    np.testing.assert_allclose(linear_pts, 1.26, rtol=1e-6)  # det A everywhere, measured too
+    # bend: |det J| = e^(z1 / 2) at the centres; the measured ratios agree closely
+    centres = cell_outlines(n=6)[0].mean(1)
+    np.testing.assert_allclose(np.sort(bend_pts[:, 0]), np.sort(np.exp(centres[:, 0].numpy() / 2)),
+                               rtol=1e-10)
+    np.testing.assert_allclose(bend_pts[:, 1], bend_pts[:, 0], rtol=1e-2)
+    with pytest.raises(TypeError, match="maps"):
+        plot_area_change([bend])
+
+
+# ----------------------------------------------------------------------------
+# the planar fold (lesson 03)
+
+
+def test_fold_branches_one_branch_when_invertible_and_three_that_sum_to_one_when_folded():
+    (only,) = fold_branches(0.5)
+    assert only[2] == pytest.approx(1.0, abs=1e-6)
+    assert np.all(np.diff(only[0]) >= 0)
+    branches = fold_branches(-3.0)
+    masses = [m for _, _, m in branches]
+    assert len(branches) == 3 and sum(masses) == pytest.approx(1.0, abs=1e-6)
+    assert masses[0] == pytest.approx(masses[2]) and masses[1] > masses[0]
+    # the sum over the branches is the density of g(a): compare with a histogram
+    a = torch.randn(400_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = (a - 3.0 * torch.tanh(a)).numpy()
+    heights, edges = np.histogram(x, bins=40, range=(-1.0, 1.0))
+    centres = (edges[1:] + edges[:-1]) / 2
+    total = sum(np.interp(centres, bx, d) for bx, d, _ in branches)
+    np.testing.assert_allclose(heights / (len(x) * 0.05), total, rtol=0.05)
+    # a wider a: std enters the normal density
+    assert sum(m for _, _, m in fold_branches(-3.0, b=0.4, std=2.0)) == pytest.approx(1.0, 1e-5)
+    with pytest.raises(ValueError, match="std"):
+        fold_branches(-3.0, std=0.0)
+
+
+def test_plot_planar_fold_keeps_its_legends_off_the_data():
+    fig = plot_planar_fold(n_patch=600, n_samples=20_000)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert len(fig.axes) == 3 and fig.get_size_inches()[0] <= 10.5
+    for ax in fig.axes:
+        box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+        assert legend.y1 < box.y0, f"the legend of {ax.get_title()!r} covers the panel"
+    assert len(fig.axes[1].collections) == 3  # three strips, one colour each
+    assert "3 strips overlap" in fig.axes[1].get_title()
+    assert len(fig.axes[2].lines) == 2 and len(fig.axes[2].patches) == 240
+    # u along w with w.u > -1: no fold, one strip, one curve
+    fig = plot_planar_fold(u=(0.5, 0.0), n_patch=100, n_samples=1000)
+    assert len(fig.axes[1].collections) == 1 and len(fig.axes[2].lines) == 1
+    with pytest.raises(ValueError, match="`w`"):
+        plot_planar_fold(w=(0.0, 0.0))
+
+
+# ----------------------------------------------------------------------------
+# peaks (lesson 04)
+
+
+def test_count_peaks():
+    one = D.MultivariateNormal(torch.zeros(2), torch.eye(2))
+    assert count_peaks(one, resolution=51) == 1
+    two = D.MixtureSameFamily(
+        D.Categorical(torch.tensor([0.5, 0.5])),
+        D.Independent(D.Normal(torch.tensor([[-2.0, 0.0], [2.0, 0.0]]), 0.5), 1),
+    )
+    assert count_peaks(two, resolution=81) == 2
+    assert count_peaks(lambda p: -((p - 3.9) ** 2).sum(-1), resolution=40) == 1  # at the edge
+    image = torch.zeros(5, 5)
+    assert count_peaks(image) == 0  # flat: no pixel is higher than its neighbours
+    image[1, 1], image[3, 4] = 1.0, 2.0
+    assert count_peaks(image) == 2 and count_peaks(image.numpy()) == 2

@@ -1,5 +1,11 @@
 """Plotting helpers for the lessons: densities, samples, a flow's stages, training curves.
 
+Also the lessons' special pictures, kept here so that a lesson shows one call
+instead of a wall of plotting code: areas under a map (lesson 01), a planar
+layer that folds (lesson 03), a density's peaks (lesson 04) and MADE's masks
+(lesson 05). Figures of several panels are laid out to be read at the width of
+a notebook (about 10 inches, rows of at most four panels).
+
 Every function draws on the axes it is given (``ax=...``) or on a new figure,
 and returns the axes (or the figure), so that lessons can compose panels; none
 calls ``plt.show()``. Colours are colorblind-safe: seaborn's "colorblind"
@@ -26,7 +32,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..data.grid import Bounds, grid, xy_bounds
-from ..validate import dtype_device
+from ..validate import check_int, check_number, dtype_device
 
 __all__ = [
     "PALETTE",
@@ -233,19 +239,45 @@ def sector(z: np.ndarray) -> np.ndarray:
     return np.floor((angle + math.pi) / (math.pi / 3)).astype(int) % 6
 
 
+def panel_grid(
+    panels: int, max_cols: int = 4, panel_size: tuple[float, float] = (2.5, 2.6)
+) -> tuple[Figure, list[Axes]]:
+    """A figure with ``panels`` axes in rows of at most ``max_cols``, read at a notebook's width.
+
+    The rows are as full as possible and equally long (7 panels: 4 + 3; 6 panels: 3 + 3);
+    unused places of the last row are removed. Returns the figure and the axes in
+    reading order.
+    """
+    panels = check_int(panels, "panels", "panel_grid")
+    max_cols = check_int(max_cols, "max_cols", "panel_grid")
+    rows = math.ceil(panels / max_cols)
+    cols = math.ceil(panels / rows)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows), squeeze=False,
+        layout="constrained",
+    )
+    flat = list(axes.flat)
+    for ax in flat[panels:]:
+        fig.delaxes(ax)
+    return fig, flat[:panels]
+
+
 def plot_stages(
     flow: nn.Module,
     n: int = 2000,
     bounds: Bounds | None = None,
     titles: Sequence[str] | None = None,
     seed: int | None = None,
+    max_cols: int = 4,
 ) -> Figure:
     """One panel per stage of a flow: base samples, after layer 1, ..., data.
 
     Every point keeps the colour of the *direction* of its base sample (six
     60-degree sectors around the origin, six colours), so one can follow where
     each region of the base goes through the layers. For ``D > 2`` the first
-    two coordinates are drawn.
+    two coordinates are drawn. The panels wrap into rows of at most
+    ``max_cols`` (see :func:`panel_grid`), so that a deep flow stays readable at
+    the width of a notebook.
 
     Args:
         flow: an :class:`nfcourse.Flow` (anything with ``stages(n)``).
@@ -253,9 +285,10 @@ def plot_stages(
         bounds: shared axis limits for every panel (default: each panel fits its points).
         titles: one title per panel (``len(flow layers) + 1``).
         seed: makes the points reproducible.
+        max_cols: the most panels in one row.
 
     Returns:
-        The figure; ``fig.axes`` holds the ``K + 1`` panels.
+        The figure; ``fig.axes`` holds the ``K + 1`` panels, in reading order.
     """
     generator = None if seed is None else torch.Generator().manual_seed(int(seed))
     _, device = dtype_device(flow)
@@ -268,9 +301,9 @@ def plot_stages(
     k = len(stages) - 1
     if titles is None:
         names = [type(layer).__name__ for layer in layers] or ["layer"] * k
-        titles = ["base z"] + [f"after {i + 1}: {names[i]}" for i in range(k)]
+        titles = ["base z"] + [f"after layer {i + 1}\n{names[i]}" for i in range(k)]
         if k:
-            titles[-1] = f"data x (after {k}: {names[k - 1]})"
+            titles[-1] = f"data x (after layer {k})\n{names[k - 1]}"
     elif len(titles) != k + 1:
         raise ValueError(
             f"plot_stages: `titles` must have one entry per panel ({k + 1}: the base and "
@@ -278,16 +311,16 @@ def plot_stages(
         )
     z0 = to_numpy(stages[0])
     colors = np.array(SECTOR_COLORS)[sector(z0)]
-    fig, axes = plt.subplots(1, k + 1, figsize=(3.0 * (k + 1), 3.2), squeeze=False)
-    for ax, points, title in zip(axes[0], stages, titles, strict=True):
+    fig, axes = panel_grid(k + 1, max_cols)
+    for ax, points, title in zip(axes, stages, titles, strict=True):
         ax.scatter(*to_numpy(points)[:, :2].T, c=colors, s=3, alpha=0.8, linewidths=0)
         if bounds is not None:
             (x0, x1), (y0, y1) = xy_bounds(bounds)
             ax.set_xlim(x0, x1)
             ax.set_ylim(y0, y1)
         ax.set_aspect("equal", adjustable="datalim" if bounds is None else "box")
+        ax.tick_params(labelsize=8)
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -413,6 +446,296 @@ def plot_1d_density(
 
 
 # ----------------------------------------------------------------------------
+# Areas under a map of the plane (lesson 01)
+
+
+def cell_outlines(
+    lo: float = -2.0, hi: float = 2.0, n: int = 8, per_edge: int = 16
+) -> tuple[Tensor, float]:
+    """Outlines of an ``n x n`` grid of square cells covering ``[lo, hi]^2``, in float64.
+
+    Each outline runs counterclockwise with ``per_edge`` points on each side, so
+    that the curved image of a side under a nonlinear map is followed.
+
+    Returns:
+        ``(outlines, h)``: outlines of shape ``(n * n, 4 * per_edge, 2)``, cell by
+        cell with ``x_1`` changing fastest, and the side ``h`` of a cell.
+    """
+    where = "cell_outlines"
+    n = check_int(n, "n", where)
+    per_edge = check_int(per_edge, "per_edge", where)
+    lo, hi = float(lo), float(hi)
+    if not lo < hi:
+        raise ValueError(f"{where}: needs lo < hi, got lo = {lo!r}, hi = {hi!r}.")
+    h = (hi - lo) / n
+    t = torch.linspace(0, 1, per_edge + 1, dtype=torch.float64)[:-1]
+    zero, one = torch.zeros_like(t), torch.ones_like(t)
+    sides = [(t, zero), (one, t), (1 - t, one), (zero, 1 - t)]  # of the unit square
+    unit = torch.cat([torch.stack(side, -1) for side in sides])
+    ij = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="xy"), -1)
+    corners = lo + h * ij.reshape(-1, 2).double()
+    return corners[:, None, :] + h * unit, h
+
+
+def signed_area(outline: Tensor) -> Tensor:
+    """The area inside closed outlines ``(..., M, 2)`` by the shoelace formula: ``(...)``.
+
+    Positive for a counterclockwise outline, negative for a clockwise one (a
+    mirrored shape).
+    """
+    x, y = outline[..., 0], outline[..., 1]
+    return 0.5 * (x * y.roll(-1, -1) - x.roll(-1, -1) * y).sum(-1)
+
+
+def _abs_det_jacobian(f: Callable[[Tensor], Tensor], points: Tensor) -> Tensor:
+    """``|det J_f|`` at each point ``(N, 2)`` of a map applied point by point."""
+    points = points.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = f(points)
+        rows = [torch.autograd.grad(out[:, i].sum(), points, retain_graph=i == 0)[0]
+                for i in range(2)]
+    return torch.linalg.det(torch.stack(rows, dim=1)).abs().detach()
+
+
+def _draw_cells(ax: Axes, polygons: Tensor, title: str) -> None:
+    from matplotlib.collections import PolyCollection
+
+    n = math.isqrt(len(polygons))
+    checker = [PALETTE[0] if (i // n + i % n) % 2 else PALETTE[9] for i in range(n * n)]
+    checker[n * n // 2 + n // 2 + 1] = PALETTE[1]  # one cell to follow
+    ax.add_collection(PolyCollection(to_numpy(polygons), facecolors=checker,
+                                     edgecolors="white", linewidths=0.5))
+    ax.autoscale_view()
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=8)
+    ax.set_title(title, fontsize=10)
+
+
+def plot_area_change(
+    maps: dict[str, Callable[[Tensor], Tensor]],
+    lo: float = -2.0,
+    hi: float = 2.0,
+    n: int = 8,
+    max_cols: int = 2,
+) -> Figure:
+    """How maps of the plane change areas: a grid of cells, its images, and area vs ``|det J|``.
+
+    Panels: the grid of ``n x n`` square cells on ``[lo, hi]^2`` (one cell in
+    another colour, to follow); its image under each map, titled with the range
+    of the cells' area ratios (measured on the mapped outlines with
+    :func:`signed_area`); and every cell's measured area ratio against
+    ``|det J|`` of the map at the cell's centre (from autograd), with the line
+    ``y = x``.
+
+    Args:
+        maps: ``{name: f}`` with ``f`` mapping float64 points ``(..., 2)`` to ``(..., 2)``
+            point by point.
+        lo, hi, n: the grid of cells.
+        max_cols: the most panels in one row.
+
+    Returns:
+        The figure; ``fig.axes`` are the grid, one panel per map, and the scatter.
+    """
+    if not isinstance(maps, dict) or not maps or not all(callable(f) for f in maps.values()):
+        raise TypeError(
+            "plot_area_change: `maps` must be a non-empty dict {name: function of points "
+            f"(..., 2) -> (..., 2)}}, got {type(maps).__name__}."
+        )
+    outlines, h = cell_outlines(lo, hi, n)
+    centres = outlines.mean(1)
+    fig, axes = panel_grid(len(maps) + 2, max_cols, panel_size=(4.4, 3.6))
+    _draw_cells(axes[0], outlines, f"z: cells of area {h * h:.2f}")
+    for ax, (name, f), color in zip(axes[1:-1], maps.items(), PALETTE[1:], strict=False):
+        with torch.no_grad():
+            mapped = f(outlines)
+        measured = signed_area(mapped) / signed_area(outlines)
+        det = _abs_det_jacobian(f, centres)
+        _draw_cells(ax, mapped, f"{name}: areas x{measured.min():.2f} to x{measured.max():.2f}")
+        axes[-1].scatter(to_numpy(det), to_numpy(measured), s=14, color=color, label=name)
+    axes[-1].axline((0, 0), slope=1, color="gray", lw=0.8, ls="--")
+    axes[-1].set_xlabel("|det J| at the cell's centre")
+    axes[-1].set_ylabel("measured area ratio")
+    axes[-1].set_title("area ratio vs |det J|", fontsize=10)
+    axes[-1].legend(fontsize=8)
+    return fig
+
+
+# ----------------------------------------------------------------------------
+# A planar layer that folds (lesson 03)
+
+
+def _planar_g(a: Tensor, wu: float, b: float = 0.0) -> Tensor:
+    """The planar map along ``w``: ``a = w.z -> w.x = a + (w.u) tanh(a + b)``."""
+    return a + wu * torch.tanh(a + b)
+
+
+def fold_branches(
+    wu: float, b: float = 0.0, std: float = 1.0, lo: float = -10.0, hi: float = 10.0,
+    n: int = 200_001,
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """The density of ``g(a) = a + wu tanh(a + b)`` for ``a ~ N(0, std^2)``, branch by branch.
+
+    ``g`` is increasing where ``g'(a) = 1 + wu / cosh^2(a + b) > 0``. For
+    ``wu >= -1`` that is everywhere (one branch); for ``wu < -1``, ``g`` has three
+    monotone branches, split where ``cosh^2(a + b) = -wu``, and a point ``x`` can
+    have three preimages. On each branch the change-of-variables formula
+    ``p(x) = phi(a) / |g'(a)|`` holds; the density of ``g(a)`` is the *sum* over
+    the branches.
+
+    Returns:
+        One ``(x, density, mass)`` per branch, in the order of ``a``: ``x`` sorted,
+        the formula at those ``x`` (NumPy arrays, for ``np.interp``), and the
+        branch's share of the probability (its integral over ``x``).
+    """
+    where = "fold_branches"
+    wu = check_number(wu, "wu", where)
+    b = check_number(b, "b", where)
+    std = check_number(std, "std", where, positive=True)
+    n = check_int(n, "n", where, smallest=3)
+    cuts = [float(lo), float(hi)]
+    if wu < -1:
+        a_star = math.acosh(math.sqrt(-wu))
+        cuts = [float(lo), -b - a_star, -b + a_star, float(hi)]
+    branches = []
+    for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+        a = torch.linspace(start, stop, n, dtype=torch.float64)
+        mid = (a[1:] + a[:-1]) / 2
+        phi = torch.exp(-0.5 * (mid / std) ** 2) / (std * math.sqrt(2 * math.pi))
+        density = phi / (1 + wu / torch.cosh(mid + b) ** 2).abs()
+        dx = (_planar_g(a[1:], wu, b) - _planar_g(a[:-1], wu, b)).abs()  # cells, mapped to x
+        x = _planar_g(mid, wu, b)
+        order = x.argsort()
+        branches.append((x[order].numpy(), density[order].numpy(), (density * dx).sum().item()))
+    return branches
+
+
+def plot_planar_fold(
+    u: Sequence[float] = (-3.0, 1.5),
+    w: Sequence[float] = (1.0, 0.0),
+    b: float = 0.0,
+    wu_values: Sequence[float] = (1.0, -0.5, -1.0, -3.0),
+    n_patch: int = 6000,
+    n_samples: int = 200_000,
+    seed: int = 0,
+) -> Figure:
+    """What a planar layer ``x = z + u tanh(w.z + b)`` with ``w.u < -1`` does: it folds.
+
+    Three panels: the map along ``w``, ``g(a) = a + (w.u) tanh(a + b)``, for each
+    value of ``wu_values``; a uniform patch of ``z`` (``[-4, 4] x [-3, 3]``) mapped
+    by the layer, coloured by the monotone branch of ``g`` its ``a = w.z`` lies
+    on (they land on top of each other); and, for ``z ~ N(0, I)``, a histogram of
+    ``w.x`` against the change-of-variables formula summed over every preimage
+    and the formula with only the right-most preimage (:func:`fold_branches`).
+    Legends sit under the panels, off the data.
+
+    Returns:
+        The figure; ``fig.axes`` are the three panels.
+    """
+    where = "plot_planar_fold"
+    u_t = torch.as_tensor(u, dtype=torch.float64)
+    w_t = torch.as_tensor(w, dtype=torch.float64)
+    if u_t.shape != (2,) or w_t.shape != (2,) or not float(w_t.norm()) > 0:
+        raise ValueError(
+            f"{where}: `u` and `w` must be 2 numbers each, w not zero; got u = {list(u)!r}, "
+            f"w = {list(w)!r}."
+        )
+    wu = float(w_t @ u_t)
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", where, smallest=0))
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 4.3), layout="constrained")
+    below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "fontsize": 8,
+             "frameon": False}
+
+    a = torch.linspace(-4, 4, 401, dtype=torch.float64)
+    for value in wu_values:
+        axes[0].plot(a, _planar_g(a, value, b), label=f"$w^T u$ = {value:g}")
+    axes[0].set(xlabel="$a = w^T z$", ylabel="$w^T x = g(a)$")
+    axes[0].set_title("the planar map along $w$", fontsize=10)
+    axes[0].legend(ncol=2, **below)
+
+    z = torch.rand(n_patch, 2, generator=gen, dtype=torch.float64)
+    z = z * torch.tensor([8.0, 6.0], dtype=torch.float64) - torch.tensor([4.0, 3.0])
+    s = z @ w_t + b
+    x = z + u_t * torch.tanh(s)[:, None]
+    if wu < -1:
+        s_star = math.acosh(math.sqrt(-wu))
+        branch = (s > -s_star).long() + (s > s_star).long()
+        names = [f"$w^T z + b$ < {-s_star:.2f}", f"|$w^T z + b$| < {s_star:.2f}",
+                 f"$w^T z + b$ > {s_star:.2f}"]
+    else:
+        branch, names = torch.zeros(len(z), dtype=torch.long), ["the patch (one branch)"]
+    for k, name in enumerate(names):
+        axes[1].scatter(*to_numpy(x[branch == k]).T, s=3, alpha=0.5, color=PALETTE[k],
+                        label=name, linewidths=0)
+    axes[1].set(xlim=(-4, 4), ylim=(-4, 4), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+    folded = f"folded: {len(names)} strips overlap" if len(names) > 1 else "not folded"
+    axes[1].set_title(f"a patch of $z$, {folded}", fontsize=10)
+    axes[1].legend(markerscale=4, **below)
+
+    norm = float(w_t.norm())
+    a_samples = norm * torch.randn(n_samples, generator=gen, dtype=torch.float64)
+    proj = _planar_g(a_samples, wu, b)  # w.x for z ~ N(0, I), with a = w.z ~ N(0, |w|^2)
+    branches = fold_branches(wu, b, std=norm)
+    lo, hi = np.quantile(to_numpy(proj), [0.001, 0.999])
+    pad = 0.25 * (hi - lo)
+    xs = np.linspace(lo - pad, hi + pad, 2001)
+    total = sum(np.interp(xs, bx, dens, left=0, right=0) for bx, dens, _ in branches)
+    right = np.interp(xs, *branches[-1][:2], left=0, right=0)
+    axes[2].hist(to_numpy(proj), bins=240, range=(xs[0], xs[-1]), density=True,
+                 color=PALETTE[0], alpha=0.4, label=f"histogram of {n_samples:,} samples")
+    axes[2].plot(xs, total, color=PALETTE[2], lw=1.5,
+                 label=f"sum over the {len(branches)} preimages" if len(branches) > 1
+                 else "formula (one preimage)")
+    if len(branches) > 1:
+        axes[2].plot(xs, right, color=PALETTE[3], lw=1.5, ls="--",
+                     label="formula, right-most preimage only")
+    axes[2].set(xlim=(xs[0], xs[-1]), ylim=(0, 1.0), xlabel="$w^T x$", ylabel="density")
+    axes[2].set_title("along $w$: samples vs formula", fontsize=10)
+    axes[2].legend(**below)
+    return fig
+
+
+# ----------------------------------------------------------------------------
+# Counting a density's peaks (lesson 04)
+
+
+def count_peaks(
+    model_or_density: object, bounds: Bounds = (-4, 4), resolution: int = 200
+) -> int:
+    """The number of local maxima of a 2-D density on a grid of pixels.
+
+    A peak is a pixel strictly higher than all 8 of its neighbours (the border
+    counts as lower), so a flat top counts as none and a peak on the edge of
+    ``bounds`` still counts.
+
+    Args:
+        model_or_density: anything :func:`plot_density` accepts (a Flow, a torch
+            distribution, an object with ``log_prob``, a callable returning
+            log-densities), evaluated on a ``resolution x resolution`` grid over
+            ``bounds``; or a 2-D array of density values (an image).
+        bounds, resolution: the grid (ignored for an image).
+    """
+    if isinstance(model_or_density, (np.ndarray, Tensor)) and np.ndim(model_or_density) == 2:
+        density = torch.as_tensor(to_numpy(model_or_density), dtype=torch.float64)
+    else:
+        resolution = check_int(resolution, "resolution", "count_peaks", smallest=3)
+        dtype, device = dtype_device(model_or_density)
+        points, _, _ = grid(bounds, resolution, dtype)
+        values = _evaluate(model_or_density, points.to(device))
+        density = torch.from_numpy(np.exp(values)).reshape(resolution, resolution)
+    rows, cols = density.shape
+    padded = torch.nn.functional.pad(density, (1, 1, 1, 1), value=-1.0)
+    neighbours = torch.stack([padded[1 + i:rows + 1 + i, 1 + j:cols + 1 + j]
+                              for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)])
+    return int((density > neighbours.amax(0)).sum())
+
+
+__all__ += [
+    "cell_outlines", "count_peaks", "fold_branches", "panel_grid", "plot_area_change",
+    "plot_planar_fold", "signed_area",
+]
+
+
+# ----------------------------------------------------------------------------
 # MADE's masks (lesson 05)
 
 
@@ -431,7 +754,8 @@ def _made_of(model: object) -> nn.Module:
 def plot_made_masks(made: object, figsize: tuple[float, float] | None = None) -> Figure:
     """Draw MADE's degrees, masks and connectivity, to see why it is autoregressive.
 
-    Panels, left to right:
+    Panels: on top the network and the connectivity, below the masks (all
+    equally high, each as wide as its number of columns asks, so they line up):
 
     - the network: a column of units per layer (inputs, hidden layers,
       outputs), each unit coloured and labelled by its degree, and a line for
@@ -469,10 +793,15 @@ def plot_made_masks(made: object, figsize: tuple[float, float] | None = None) ->
     in_names = [f"$x_{{{j + 1}}}$" for j in range(dim)]
     n = len(masks)
     if figsize is None:
-        figsize = (3.6 + 2.2 * (n + 1), 3.6)
+        figsize = (10.0, 6.6)
+    # two rows: the network and the connectivity on top, the masks below; every mask panel
+    # has the same height, and its width follows its number of columns, so the panels line
+    # up and a unit of the layer below is equally wide in every mask
     fig = plt.figure(figsize=figsize, layout="constrained")
-    grid_spec = fig.add_gridspec(1, n + 2, width_ratios=[1.8] + [1.0] * (n + 1))
-    ax_net = fig.add_subplot(grid_spec[0])
+    rows = fig.add_gridspec(2, 1, height_ratios=[1.15, 1.0])
+    top = rows[0].subgridspec(1, 2, width_ratios=[2.2, 1.0])
+    bottom = rows[1].subgridspec(1, n, width_ratios=[m.shape[1] for m in masks])
+    ax_net = fig.add_subplot(top[0])
 
     def colour(d: int) -> str:
         return PALETTE[7] if d == 0 else PALETTE[(d - 1) % len(PALETTE)]
@@ -506,8 +835,8 @@ def plot_made_masks(made: object, figsize: tuple[float, float] | None = None) ->
 
     binary = ListedColormap(["#eeeeee", PALETTE[0]])
     for k, mask in enumerate(masks):
-        ax = fig.add_subplot(grid_spec[k + 1])
-        ax.imshow(mask, cmap=binary, vmin=0, vmax=1, interpolation="nearest")
+        ax = fig.add_subplot(bottom[k])
+        ax.imshow(mask, cmap=binary, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
         ax.set_xticks(range(mask.shape[1]), [str(int(v)) for v in degrees[k]], fontsize=7)
         ax.set_yticks(range(mask.shape[0]), [str(int(v)) for v in degrees[k + 1]], fontsize=7)
         ax.set_xlabel("degree of input unit" if k == 0 else "degree of unit below", fontsize=8)
@@ -519,7 +848,7 @@ def plot_made_masks(made: object, figsize: tuple[float, float] | None = None) ->
     cols = np.argsort(degrees[0], kind="stable")
     rows = np.concatenate([b * dim + cols for b in range(params)])
     sorted_conn = conn[rows][:, cols]
-    ax = fig.add_subplot(grid_spec[n + 1])
+    ax = fig.add_subplot(top[1])
     ax.imshow(np.ma.masked_equal(sorted_conn, 0), cmap="Blues", vmin=0,
               vmax=max(float(sorted_conn.max()), 1.0) * 1.3, interpolation="nearest")
     ax.set_facecolor("#eeeeee")

@@ -126,6 +126,44 @@ class FlatLadj(Planar):
         return x, ladj.flatten()
 
 
+class UHatFromData(Planar):
+    """Right values, but u_hat is built from self.u.data: no gradient reaches u."""
+
+    @property
+    def u_hat(self):
+        u = self.u.data
+        wu = self.w @ u
+        return u + (-1 + F.softplus(wu) - wu) * self.w / (self.w @ self.w)
+
+
+class DetachedInput(Planar):
+    """Right values, but s is computed from a detached z: autograd sees another map."""
+
+    def forward(self, z):
+        u_hat = self.u_hat
+        s = z.detach() @ self.w + self.b
+        ladj = torch.log(torch.abs(1 + (self.w @ u_hat) * self.dtanh(s)))
+        return z + u_hat * torch.tanh(s)[..., None], ladj
+
+
+class Misspelt(Planar):
+    """`foward`: nn.Module finds no forward and raises its own NotImplementedError."""
+
+    forward = nn.Module.forward
+
+    def foward(self, z):
+        return Planar.forward(self, z)
+
+
+class TypoInProperty(Planar):
+    """An AttributeError inside the property u_hat (self.ww), not a missing u_hat."""
+
+    @property
+    def u_hat(self):
+        wu = self.ww @ self.u
+        return self.u + (-1 + F.softplus(wu) - wu) * self.w / (self.w @ self.w)
+
+
 def test_planar_reference_passes_fast():
     start = time.perf_counter()
     result = check.planar_layer(Planar)
@@ -150,12 +188,32 @@ def test_planar_stub_is_not_done():
         (RawUInMap, "not the raw u"),
         (NoBInDerivative, "you left out b"),
         (FlatLadj, "any leading batch shape works"),
+        (UHatFromData, "`.data` in u_hat"),
+        (DetachedInput, "`.detach()` in forward"),
+        (Misspelt, "check the spelling of your method names"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )
 def test_planar_mistakes_get_the_right_hint(cls, hint):
     result = check.planar_layer(cls)
     assert result.status == "failed" and hint in result.hint, result.line
+
+
+def test_planar_gradients_must_reach_the_parameters():
+    result = check.planar_layer(UHatFromData)
+    assert "no gradient reaches the parameter `u`" in result.message, result.line
+
+
+def test_planar_misspelt_forward_is_a_failure_not_work_to_do():
+    result = check.planar_layer(Misspelt)
+    assert result.status == "failed" and "found no `forward`" in result.message, result.line
+
+
+def test_planar_error_inside_a_property_is_reported_as_it_is():
+    result = check.planar_layer(TypoInProperty)
+    assert result.status == "failed", result.line
+    assert "has no attribute 'ww'" in result.message and "property `u_hat`" in result.message
+    assert "of u_hat()" in result.hint, result.line
 
 
 def test_planar_instance_instead_of_class():
@@ -219,6 +277,30 @@ class RadialStub(Radial):
 
     def forward(self, z):
         raise NotImplementedError("Exercise 3.2: ...")
+
+
+class DetachedAlphaBeta(Radial):
+    """Right values, but alpha and beta are detached: alpha_raw and beta_raw never train."""
+
+    @property
+    def alpha_beta(self):
+        alpha, beta = super().alpha_beta
+        return alpha.detach(), beta.detach()
+
+
+class InverseUnderNoGrad(Radial):
+    """A right inverse computed under torch.no_grad(): a flow's log_prob cannot train it."""
+
+    def inverse(self, x):
+        with torch.no_grad():
+            return super().inverse(x)
+
+
+class RadialInverseNotImplemented(Radial):
+    """An inverse that raises a NotImplementedError of its own, not the stub's."""
+
+    def inverse(self, x):
+        raise NotImplementedError("only for D = 2")
 
 
 class FactorD(Radial):
@@ -305,12 +387,22 @@ def test_radial_stub_is_not_done():
         (InverseLadjSign, "wrong sign"),
         (RSquared, "not its square"),
         (RadialFlatLadj, "(.norm(dim=-1), [..., None])"),
+        (DetachedAlphaBeta, "`.detach()` in alpha_beta"),
+        (InverseUnderNoGrad, "`torch.no_grad()` in inverse"),
+        (RadialInverseNotImplemented, "see line"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )
 def test_radial_mistakes_get_the_right_hint(cls, hint):
     result = check.radial_layer(cls)
     assert result.status == "failed" and hint in result.hint, result.line
+
+
+def test_radial_gradients_must_reach_the_parameters():
+    result = check.radial_layer(DetachedAlphaBeta)
+    assert "forward: no gradient reaches the parameter `alpha_raw`" in result.message, result.line
+    result = check.radial_layer(InverseUnderNoGrad)
+    assert "inverse: no gradient reaches the parameter `z0`" in result.message, result.line
 
 
 def test_strict_mode_raises(monkeypatch):

@@ -83,6 +83,41 @@ class InPlace(Coupling):
         return z, log_scale.sum(-1)
 
 
+class ConditionerNoGrad(Coupling):
+    """Right values, but the conditioner runs under torch.no_grad(): its weights never train."""
+
+    def shift_log_scale(self, t_a):
+        with torch.no_grad():
+            return super().shift_log_scale(t_a)
+
+
+class DetachedInput(Coupling):
+    """Right values, but the conditioner sees a detached z_a: autograd's Jacobian is wrong."""
+
+    def forward(self, z):
+        z_a, z_b = z[..., self.mask], z[..., ~self.mask]
+        shift, log_scale = self.shift_log_scale(z_a.detach())
+        x = torch.empty_like(z)
+        x[..., self.mask] = z_a
+        x[..., ~self.mask] = z_b * log_scale.exp() + shift
+        return x, log_scale.sum(-1)
+
+
+class InverseNoGrad(Coupling):
+    """A right inverse under torch.no_grad(): a flow's log_prob cannot train the layer."""
+
+    def inverse(self, x):
+        with torch.no_grad():
+            return super().inverse(x)
+
+
+class Misspelt(Coupling):
+    forward = nn.Module.forward
+
+    def forwards(self, z):
+        return Coupling.forward(self, z)
+
+
 class Stub(Coupling):
     def forward(self, z):
         raise NotImplementedError("Exercise 4.1: write forward and inverse")
@@ -123,6 +158,10 @@ def test_stub_is_not_done():
         (with_bug("shift after scale"), "reverse order"),
         (with_bug("conditioner sees z_b"), "the conditioner must see only z_a"),
         (InPlace, "in place"),
+        (ConditionerNoGrad, "`torch.no_grad()` in shift_log_scale"),
+        (DetachedInput, "`.detach()` in forward"),
+        (InverseNoGrad, "`torch.no_grad()` in inverse"),
+        (Misspelt, "check the spelling of your method names"),
     ],
     ids=lambda v: v if isinstance(v, str) else v.__name__,
 )
@@ -137,6 +176,15 @@ def test_coupling_mistakes_name_the_message():
     assert "exp(+s) instead of exp(-s)" in result.message
     result = check.affine_coupling(with_bug("conditioner sees z_b"))
     assert "not diagonal" in result.message
+
+
+def test_coupling_gradients_must_reach_the_weights_and_the_input():
+    result = check.affine_coupling(ConditionerNoGrad)
+    assert "in forward, no gradient reaches the conditioner's weights" in result.message
+    result = check.affine_coupling(DetachedInput)
+    assert "no dependence of the transformed coordinates on z_a" in result.message, result.line
+    result = check.affine_coupling(InverseNoGrad)
+    assert "in inverse, no gradient reaches" in result.message, result.line
 
 
 def test_strict_mode_raises(monkeypatch):
@@ -187,13 +235,56 @@ def stub(dim, layers, hidden=(64, 64)):
     raise NotImplementedError("Exercise 4.2: build the stack")
 
 
+def shared_pair(dim, layers, hidden=(64, 64)):
+    """Two layer objects repeated: masks alternate, but the weights are shared."""
+    pair = [nf.AffineCoupling(nf.alternating_mask(dim, i), hidden) for i in (0, 1)]
+    return nf.Flow([pair[i % 2] for i in range(layers)])
+
+
+def shared_net(dim, layers, hidden=(64, 64)):
+    """Distinct layers, one conditioner network for the layers of each mask."""
+    stack = [nf.AffineCoupling(nf.alternating_mask(dim, i % 2), hidden) for i in range(layers)]
+    for i in range(2, layers):
+        stack[i].net = stack[i - 2].net
+    return nf.Flow(stack)
+
+
+def own_class(dim, layers, hidden=(64, 64)):
+    """The learner's own AffineCoupling of exercise 4.1 (which records no dim): passes dim."""
+    masks = [nf.alternating_mask(dim, i % 2) for i in range(layers)]
+    return nf.Flow([Coupling(m, hidden) for m in masks], dim=dim)
+
+
+def own_class_without_dim(dim, layers, hidden=(64, 64)):
+    return nf.Flow([Coupling(nf.alternating_mask(dim, i % 2), hidden) for i in range(layers)])
+
+
+def own_class_same_mask(dim, layers, hidden=(64, 64)):
+    masks = [nf.alternating_mask(dim, 0) for _ in range(layers)]
+    return nf.Flow([Coupling(m, hidden) for m in masks], dim=dim)
+
+
 def test_reference_realnvp_passes():
     assert check.make_realnvp(make_realnvp), "reference fails"
     assert check.make_realnvp(nf.realnvp)
 
 
+def test_realnvp_of_the_learners_own_coupling_class_passes():
+    result = check.make_realnvp(own_class)
+    assert result, result.line
+
+
 def test_realnvp_stub_is_not_done():
     assert check.make_realnvp(stub).status == "not done"
+
+
+def test_realnvp_of_an_unfinished_coupling_class_says_which_exercise():
+    def own_stub(dim, layers, hidden=(64, 64)):
+        masks = [nf.alternating_mask(dim, i % 2) for i in range(layers)]
+        return nf.Flow([Stub(m, hidden) for m in masks], dim=dim)
+
+    result = check.make_realnvp(own_stub)
+    assert result.status == "not done" and "Exercise 4.1, which is not done" in result.message
 
 
 @pytest.mark.parametrize(
@@ -204,6 +295,10 @@ def test_realnvp_stub_is_not_done():
         (no_hidden, "pass `hidden` on"),
         (not_a_flow, "nf.Flow("),
         (with_permutations, "layers other than nf.AffineCoupling"),
+        (shared_pair, "the same layer object appears twice"),
+        (shared_net, "share parameters"),
+        (own_class_without_dim, "nf.Flow([...], dim=dim)"),
+        (own_class_same_mask, "same mask"),
     ],
     ids=lambda v: v if isinstance(v, str) else v.__name__,
 )

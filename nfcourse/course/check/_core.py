@@ -223,11 +223,15 @@ def _property_error(error: BaseException) -> tuple[BaseException, str | None]:
 def _crash(label: str, error: Exception) -> Result:
     """The verdict on an error raised by the learner's code: where it is, and what it means."""
     if _is_stub(error):
+        other = str(error).partition(":")[0]
         return Result(
             label,
             "not done",
             "replace the `raise NotImplementedError` with your code, "
-            "run that cell, then this check again.",
+            "run that cell, then this check again."
+            if other == label
+            else f"your code uses your solution of {other}, which is not done yet: "
+            "do that exercise first, then run this check again.",
         )
     frames = traceback.extract_tb(error.__traceback__)
     if frames and frames[-1].name == "_forward_unimplemented":

@@ -17,6 +17,7 @@ from ...layers.coupling import AffineCoupling as _RefCoupling
 from ...layers.coupling import alternating_mask, half_mask
 from ...testing import autograd_jacobian, is_triangular
 from ._core import Mistake, exercise
+from ._tools import gradient_hint, gradients
 
 __all__ = ["affine_coupling", "make_realnvp"]
 
@@ -177,6 +178,63 @@ def _check_structure(layer_fn, pts: Tensor, a: Tensor, b: Tensor, where: str, se
     return J
 
 
+def _numeric_jacobian(fn, pts: Tensor, eps: float = 1e-6) -> Tensor:
+    """The Jacobian of ``fn`` at each point by central differences: ``(N, D, D)``, as autograd."""
+    n, d = pts.shape
+    step = eps * torch.eye(d, dtype=pts.dtype)
+    with torch.no_grad():
+        plus = fn((pts[:, None, :] + step).reshape(-1, d)).reshape(n, d, d)
+        minus = fn((pts[:, None, :] - step).reshape(-1, d)).reshape(n, d, d)
+    return ((plus - minus) / (2 * eps)).transpose(1, 2)  # [n, i, j] = d out_i / d in_j
+
+
+def _check_gradients(
+    cls, layer: nn.Module, fn, pts: Tensor, J: Tensor, a: Tensor, b: Tensor, where: str
+) -> None:
+    """Gradients reach the conditioner's weights, and autograd sees x_b depend on the a's.
+
+    A conditioner run under torch.no_grad(), or on a detached input, gives the right
+    values, a triangular Jacobian and the right ladj: only gradients tell. With no
+    gradient to its weights the layer cannot train; with the input detached, autograd's
+    Jacobian (and every gradient that flows back through the layer) is wrong.
+    """
+    inp = "x_a" if where == "inverse" else "z_a"
+    out, ladj = _pair(fn(pts), where, "(output, ladj)")
+    g = torch.Generator().manual_seed(5)
+    weights = [torch.randn(t.shape, generator=g, dtype=t.dtype) for t in (out, ladj)]
+    grads = gradients(layer, list(zip((out, ladj), weights, strict=True)))
+    trainable = [n for n, p in layer.named_parameters() if p.requires_grad]
+    missing = [n for n in trainable if grads[n] is None]
+    if missing:
+        names = "none of them" if len(missing) == len(trainable) else ", ".join(missing)
+        raise Mistake(
+            f"in {where}, no gradient reaches the conditioner's weights ({names}): the "
+            "values are right, but training could never change them.",
+            gradient_hint(cls, "the conditioner's weights", "training cannot move them"),
+        )
+    numeric = _numeric_jacobian(lambda p: fn(p)[0], pts)
+    if not _close(J, numeric, atol=1e-5):
+        cut = bool(J[:, b][:, :, a].abs().max() == 0) and bool(
+            numeric[:, b][:, :, a].abs().max() > 1e-6
+        )
+        raise Mistake(
+            f"in {where}, autograd's Jacobian differs from finite differences by up to "
+            f"{(J - numeric).abs().max().item():.3g}"
+            + (
+                f": autograd sees no dependence of the transformed coordinates on {inp}, "
+                "although they depend on it."
+                if cut
+                else "."
+            ),
+            gradient_hint(
+                cls,
+                f"{inp} through the conditioner" if cut else "every input",
+                "every gradient that flows back through the layer (into the layers before it) "
+                "is wrong",
+            ),
+        )
+
+
 def _inverse_candidates(layer: nn.Module, x: Tensor, a: Tensor, b: Tensor) -> dict[str, Tensor]:
     """What typical wrong inverses return, from shift t and scale e^s read off ``forward``."""
     probe = x.clone()
@@ -237,6 +295,7 @@ def _drive_coupling(cls, mask: Tensor, gen: torch.Generator) -> float:
     _check_pass_through(x, z, a, b, "forward")
     pts = z[:8]
     J = _check_structure(lambda p: layer(p)[0], pts, a, b, "forward", "z_a")
+    _check_gradients(cls, layer, layer, pts, J, a, b, "forward")
     true = torch.linalg.slogdet(J).logabsdet
     _compare_ladj(ladj[:8], true, "forward", len(b), d)
 
@@ -275,6 +334,7 @@ def _drive_coupling(cls, mask: Tensor, gen: torch.Generator) -> float:
             "log-scale s as in forward: z_a = x_a, z_b = (x_b - t) * exp(-s).",
         )
     J_inv = autograd_jacobian(lambda p: layer.inverse(p)[0], x[:8])
+    _check_gradients(cls, layer, layer.inverse, x[:8], J_inv, a, b, "inverse")
     _compare_ladj(ladj_inv[:8], torch.linalg.slogdet(J_inv).logabsdet, "inverse", len(b), d)
     return err
 
@@ -311,9 +371,63 @@ def _hidden_widths(layer: nn.Module) -> list[int]:
     return [m.out_features for m in linears[:-1]]
 
 
+def _is_coupling(layer: nn.Module, dim: int) -> bool:
+    """nf.AffineCoupling, or the learner's own class of exercise 4.1 (a mask of D entries)."""
+    if isinstance(layer, _RefCoupling):
+        return True
+    if type(layer).__module__.split(".")[0] in {"nfcourse", "torch"}:
+        return False  # nf's other layers (Reverse, AdditiveCoupling...), torch's modules
+    mask = getattr(layer, "mask", None)
+    return (
+        isinstance(mask, Tensor)
+        and mask.shape == (dim,)
+        and callable(getattr(layer, "inverse", None))
+    )
+
+
+def _check_not_shared(stack: list[nn.Module], call: str) -> None:
+    """Every layer its own object, with its own weights."""
+    first: dict[int, int] = {}
+    for i, layer in enumerate(stack):
+        j = first.setdefault(id(layer), i)
+        if j != i:
+            distinct = len({id(m) for m in stack})
+            raise Mistake(
+                f"in {call}, the same layer object appears twice (layers {j} and {i}): its "
+                f"weights are shared, so the {len(stack)} layers have the parameters of only "
+                f"{distinct}.",
+                "build a new coupling for every layer inside the loop, e.g. "
+                "[nf.AffineCoupling(nf.alternating_mask(dim, i % 2), hidden) for i in "
+                "range(layers)], not [layer] * layers or [layer_a, layer_b] * k, which repeat "
+                "the same objects.",
+            )
+    owner: dict[int, int] = {}
+    for i, layer in enumerate(stack):
+        for p in layer.parameters():
+            j = owner.setdefault(id(p), i)
+            if j != i:
+                raise Mistake(
+                    f"in {call}, layers {j} and {i} share parameters (the same conditioner "
+                    "network): they are not trained independently.",
+                    "give every coupling its own conditioner: nf.AffineCoupling(mask, hidden) "
+                    "builds a new network each time it is called.",
+                )
+
+
 def _drive_realnvp(fn, dim: int, layers: int, hidden: tuple[int, ...]) -> None:
     call = f"make_realnvp({dim}, {layers}, hidden={hidden})"
-    flow = fn(dim, layers, hidden=hidden)
+    try:
+        flow = fn(dim, layers, hidden=hidden)
+    except ValueError as error:
+        if "cannot tell the number of coordinates" not in str(error):
+            raise
+        raise Mistake(
+            f"{call}: nf.Flow cannot tell the number of coordinates D from your layers "
+            "(nf's layers record their dim; a class of your own, like your AffineCoupling "
+            "from exercise 4.1, does not).",
+            "tell it: nf.Flow([...], dim=dim). Your own AffineCoupling is fine here, and so "
+            "is nf.AffineCoupling.",
+        ) from None
     if not isinstance(flow, Flow):
         raise Mistake(
             f"{call} returned a {type(flow).__name__}, not an nf.Flow.",
@@ -326,13 +440,15 @@ def _drive_realnvp(fn, dim: int, layers: int, hidden: tuple[int, ...]) -> None:
             "build every mask with `dim` entries, e.g. nf.alternating_mask(dim, i % 2).",
         )
     stack = list(flow.transform.layers)
-    others = sorted({type(m).__name__ for m in stack if not isinstance(m, _RefCoupling)})
+    others = sorted({type(m).__name__ for m in stack if not _is_coupling(m, dim)})
     if others:
         raise Mistake(
-            f"{call} contains layers other than nf.AffineCoupling: {', '.join(others)}.",
-            "use only nf.AffineCoupling layers here: alternating masks do the job that "
-            "permutations would otherwise do.",
+            f"{call} contains layers other than nf.AffineCoupling (or your own coupling "
+            f"class): {', '.join(others)}.",
+            "use only nf.AffineCoupling layers here (or your AffineCoupling from exercise "
+            "4.1): alternating masks do the job that permutations would otherwise do.",
         )
+    _check_not_shared(stack, call)
     if len(stack) != layers:
         raise Mistake(
             f"{call} has {len(stack)} coupling layers, expected {layers}.",
@@ -364,9 +480,15 @@ def _drive_realnvp(fn, dim: int, layers: int, hidden: tuple[int, ...]) -> None:
         )
     with torch.no_grad():
         lp = flow.log_prob(torch.randn(5, dim))
+        x = flow.sample(5)
     if lp.shape != (5,) or not bool(torch.isfinite(lp).all()):
         raise Mistake(
             f"{call}.log_prob gave {lp} for 5 standard normal points.",
+            "return nf.Flow([nf.AffineCoupling(...), ...]) of the couplings you built.",
+        )
+    if x.shape != (5, dim) or not bool(torch.isfinite(x).all()):
+        raise Mistake(
+            f"{call}.sample(5) gave {x}.",
             "return nf.Flow([nf.AffineCoupling(...), ...]) of the couplings you built.",
         )
 

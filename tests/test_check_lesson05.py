@@ -166,6 +166,44 @@ def maf_sample_index_order(made, z):
     return x, log_scale.sum(-1)
 
 
+def maf_sample_over_the_batch(made, z):
+    """Loops len(z) times (the number of points) instead of z.shape[-1] (the coordinates)."""
+    x = torch.zeros_like(z)
+    for _ in range(len(z)):
+        shift, log_scale = made(x).chunk(2, dim=-1)
+        x = z * log_scale.exp() + shift
+    return x, log_scale.sum(-1)
+
+
+def maf_sample_point_by_point(made, z):
+    """One point at a time, one pass each."""
+    rows = []
+    for n in range(z.shape[0]):
+        shift, log_scale = made(torch.zeros_like(z[n : n + 1])).chunk(2, dim=-1)
+        rows.append((z[n : n + 1] * log_scale.exp() + shift, log_scale.sum(-1)))
+    return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
+
+
+def maf_sample_reversed(made, z):
+    """Fills the last coordinate first."""
+    x = torch.zeros_like(z)
+    for i in reversed(range(z.shape[-1])):
+        shift, log_scale = made(x).chunk(2, dim=-1)
+        x = x.clone()
+        x[:, i] = z[:, i] * log_scale[:, i].exp() + shift[:, i]
+    shift, log_scale = made(x).chunk(2, dim=-1)
+    return x, log_scale.sum(-1)
+
+
+def maf_sample_reset_each_pass(made, z):
+    """Starts again from zeros inside the loop: every pass sees the same x."""
+    for _ in range(z.shape[-1]):
+        x = torch.zeros_like(z)
+        shift, log_scale = made(x).chunk(2, dim=-1)
+        x = z * log_scale.exp() + shift
+    return x, log_scale.sum(-1)
+
+
 def maf_sample_ladj_over_batch(made, z):
     x, _ = maf_sample_reference(made, z)
     _, log_scale = made(x).chunk(2, dim=-1)
@@ -216,11 +254,16 @@ def test_maf_sample_stub_is_not_done():
         (maf_sample_ladj_over_batch, "not over the batch"),
         (maf_sample_returns_x_only, "return x, ladj"),
         (maf_sample_in_place, "never write into z"),
+        (maf_sample_over_the_batch, "not over the points"),
+        (maf_sample_point_by_point, "not over the points"),
+        (maf_sample_reversed, "not reversed(range(D))"),
+        (maf_sample_reset_each_pass, "once, before the loop"),
     ],
     ids=[
         "one pass", "network sees z", "exp(-s)", "inverse formula", "D-1 passes",
         "index order", "ladj sign", "ladj of every pass", "ladj of first pass",
-        "ladj over batch", "x only", "z in place",
+        "ladj over batch", "x only", "z in place", "over the batch", "point by point",
+        "reversed", "x reset each pass",
     ],
 )
 def test_maf_sample_mistakes_get_their_hint(learner, hint):

@@ -287,12 +287,73 @@ def _call(fn: Callable, made: nn.Module, z: Tensor, case: str) -> tuple[Tensor, 
     return x, ladj
 
 
-def _diagnose_x(x: Tensor, made: nn.Module, z: Tensor, case: str) -> None:
+def _counted(fn: Callable, made: nn.Module, z: Tensor) -> tuple[object, list[Tensor]]:
+    """``fn(made, z)`` and the input of every network pass it made."""
+    inputs: list[Tensor] = []
+    hook = made.register_forward_hook(lambda _, args, __: inputs.append(args[0].detach().clone()))
+    try:
+        return fn(made, z), inputs
+    finally:
+        hook.remove()
+
+
+def _check_passes_per_batch(fn: Callable, made: nn.Module, z: Tensor, passes: int, case: str):
+    """The number of network passes must not depend on the batch size: D for any N."""
+    n, dim = z.shape
+    few = z[:2].clone()
+    _, inputs = _counted(fn, made, few)
+    if len(inputs) == passes:
+        return
+    if passes == n and len(inputs) == len(few):
+        what = f"once per point: {n} times for {n} points, {len(few)} times for {len(few)}"
+    else:
+        what = f"{passes} times for {n} points but {len(inputs)} times for {len(few)}"
+    raise Mistake(
+        f"your loop called the network {what} (D = {dim}): it runs over the batch, not over "
+        f"the coordinates ({case}).",
+        "loop over the D coordinates, `for _ in range(z.shape[-1])`, not over the points "
+        "(range(len(z)) or z.shape[0]), and pass the whole batch to the network at each "
+        "pass: D passes are needed whatever the batch size, so with fewer points than "
+        "coordinates a loop over the batch stops too early (and with more, it wastes passes).",
+    )
+
+
+def _one_pass_look_alike(inputs: list[Tensor], made: nn.Module, case: str) -> None:
+    """x is what one pass from x = 0 gives, after several passes: say why."""
+    if len(inputs) <= 1:
+        return
+    degrees = made.order.tolist()
+    new = [i for i in range(made.dim) if not torch.equal(inputs[1][:, i], inputs[0][:, i])]
+    if len(new) == 1 and degrees[new[0]] != 1:
+        i = new[0]
+        raise Mistake(
+            f"your first pass filled coordinate {i} (from 0), of degree {degrees[i]}, before the "
+            f"coordinates of smaller degree it depends on: x is what one pass from x = 0 "
+            f"gives ({case}).",
+            "fill the coordinates in increasing degree, the coordinate of degree 1 first: "
+            "coordinate i needs those of smaller degree to be final already (in the order "
+            "1, 2, ..., D that is range(D), not reversed(range(D))). Simpler: recompute "
+            "every coordinate at every pass; after pass k those of degree <= k are final.",
+        )
+    if all(torch.equal(t, inputs[0]) for t in inputs):
+        raise Mistake(
+            f"the network saw the same input at each of its {len(inputs)} passes: x is what "
+            f"one pass from x = 0 gives ({case}).",
+            "keep the x you build between passes and feed it back: create x = "
+            "torch.zeros_like(z) once, before the loop (not inside it), and call made(x) "
+            "with the x of the previous pass.",
+        )
+
+
+def _diagnose_x(x: Tensor, made: nn.Module, z: Tensor, case: str, inputs: list[Tensor]) -> None:
     """Raise a Mistake naming the likely error when x is not the right sample."""
     dim = z.shape[-1]
+    one_pass = _loop(made, z, 1)[0]
+    if _close(x, one_pass):
+        _one_pass_look_alike(inputs, made, case)
     checks = [
         (
-            _loop(made, z, 1)[0],
+            one_pass,
             "only the first coordinate (in the order) is right: after one pass only the "
             "coordinate of degree 1 is final, the others were computed from a half-built x",
             "one pass is not enough: repeat it D times, feeding the x built so far back into "
@@ -342,18 +403,15 @@ def maf_sample(fn: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]) -> str:
     natural_ok = False
     jacobian_checked = True
     for k, (case, made) in enumerate(cases):
-        z = torch.randn(6, made.dim, generator=torch.Generator().manual_seed(10 + k), dtype=F64)
-        calls: list[int] = []
-        hook = made.register_forward_hook(lambda *_, calls=calls: calls.append(1))
-        try:
-            x, ladj = _call(fn, made, z, case)
-        finally:
-            hook.remove()
-        passes_used.append(len(calls))
+        # 11 points: not D, D + 1 or 2D, so that a loop over the batch shows in the count
+        z = torch.randn(11, made.dim, generator=torch.Generator().manual_seed(10 + k), dtype=F64)
+        (x, ladj), inputs = _counted(lambda m, p, c=case: _call(fn, m, p, c), made, z)
+        passes_used.append(len(inputs))
+        _check_passes_per_batch(fn, made, z, len(inputs), case)
         shift, log_scale = _params(made, x.detach())
         z_back = (x.detach() - shift) * (-log_scale).exp()  # MAF's one-pass inverse
         if not _close(z_back, z):
-            _diagnose_x(x.detach(), made, z, case)
+            _diagnose_x(x.detach(), made, z, case, inputs)
             if natural_ok and _close(x.detach(), _index_order_loop(made, z)):
                 raise Mistake(
                     f"x is right for the order 1, 2, 3 but not for the order [3, 1, 4, 2] "

@@ -128,6 +128,14 @@ def test_affine_mistakes_get_their_hint(parts, hint):
     assert hint in result.message + " " + result.hint, result.line
 
 
+def test_affine_misspelt_forward_is_a_failure_not_work_to_do():
+    cls = affine_class()
+    cls.foward, cls.forward = cls.forward, nn.Module.forward
+    result = check.affine_layer(cls)
+    assert result.status == "failed", result.line
+    assert "check the spelling of your method names" in result.hint
+
+
 def test_affine_instance_instead_of_class():
     result = check.affine_layer(affine_class()(3))
     assert result.status == "failed" and "pass the class" in result.hint
@@ -137,17 +145,27 @@ def test_affine_instance_instead_of_class():
 
 
 def make_train(objective="nll", zero_grad=True, record="loss", batch="random", step=True,
-               fixed_lr=None, returns=True):
+               fixed_lr=None, returns=True, optim="adam"):
     """The reference loop, with one of its typical mistakes switched on."""
+    kinds = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
     def train(flow, data, steps, lr, batch_size=64):
-        optimizer = torch.optim.Adam(flow.parameters(), lr=fixed_lr or lr)
+        make = kinds[optim.removesuffix(" each step")]
+        optimizer = make(flow.parameters(), lr=fixed_lr or lr)
         losses = []
         for _ in range(steps):
+            if optim.endswith(" each step"):
+                optimizer = make(flow.parameters(), lr=fixed_lr or lr)
             if batch == "random":
                 x = data[torch.randint(len(data), (batch_size,))]
             elif batch == "all":
                 x = data
+            elif batch == "randint(batch_size)":
+                x = data[torch.randint(batch_size, (batch_size,))]
+            elif batch == "randint(len - 1)":
+                x = data[torch.randint(len(data) - 1, (batch_size,))]
+            elif batch == "second half":
+                x = data[torch.randint(len(data) // 2, len(data), (batch_size,))]
             else:
                 x = data[:batch_size]
             log_p = flow.log_prob(x)
@@ -204,12 +222,43 @@ def test_train_strict_mode_raises(monkeypatch):
         ({"batch": "first"}, "new random minibatch"),
         ({"step": False}, "optimizer.step()"),
         ({"fixed_lr": 1e-3}, "pass `lr` to the optimizer"),
+        ({"optim": "sgd"}, "use Adam, as the exercise asks"),
+        ({"optim": "adamw"}, "use Adam, as the exercise asks"),
+        ({"optim": "adam each step"}, "create the optimizer once, before the loop"),
+        ({"batch": "randint(batch_size)"}, "not batch_size or a fixed number"),
+        ({"batch": "randint(len - 1)"}, "without a - 1"),
+        ({"batch": "second half"}, "draw each minibatch from all the rows"),
     ],
 )
 def test_train_mistakes_get_their_hint(kwargs, hint):
     result = check.train_loop(make_train(**kwargs))
     assert result.status == "failed"
     assert hint in result.hint, result.line
+
+
+def test_train_messages_name_the_optimizer_and_the_data_used():
+    assert "trained with SGD" in check.train_loop(make_train(optim="sgd")).message
+    result = check.train_loop(make_train(optim="adam each step"))
+    assert "150 different Adam optimizers" in result.message, result.line
+    result = check.train_loop(make_train(batch="randint(batch_size)"))
+    assert "only the first 64 of the 256 rows" in result.message, result.line
+
+
+def test_train_without_an_optimizer():
+    def train(flow, data, steps, lr, batch_size=64):
+        losses = []
+        for _ in range(steps):
+            loss = -flow.log_prob(data[torch.randint(len(data), (batch_size,))]).mean()
+            flow.zero_grad()
+            loss.backward()
+            with torch.no_grad():
+                for p in flow.parameters():
+                    p -= lr * p.grad
+            losses.append(loss.item())
+        return losses
+
+    result = check.train_loop(train)
+    assert result.status == "failed" and "no torch.optim optimizer" in result.message
 
 
 def test_train_wrong_number_of_losses():

@@ -20,6 +20,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from ... import testing
 from ...flow import Flow
@@ -348,6 +349,112 @@ def _losses(out: object, steps: int) -> list[float]:
     return values
 
 
+class _Optimizers:
+    """The torch optimizers that take steps while the learner's loop runs, in order.
+
+    A pre-hook on every optimizer's ``step`` (torch's own registry), so the learner's
+    code is left exactly as written: whichever way it names the class, every step shows.
+    """
+
+    def __init__(self):
+        self.seen: dict[int, torch.optim.Optimizer] = {}  # id -> optimizer (kept alive)
+        self.first_lr: dict[int, float] = {}
+        self.steps = 0
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        self.steps += 1
+        if id(optimizer) not in self.seen:
+            self.seen[id(optimizer)] = optimizer
+            self.first_lr[id(optimizer)] = float(optimizer.param_groups[0]["lr"])
+
+
+def _check_optimizer(watch: _Optimizers, flow: Flow) -> None:
+    """One torch.optim.Adam over all of the flow's parameters, created once, with lr."""
+    optimizers = list(watch.seen.values())
+    if not optimizers:
+        raise Mistake(
+            "the parameters changed, but no torch.optim optimizer took a step.",
+            "create one optimizer before the loop, `optimizer = torch.optim.Adam("
+            "flow.parameters(), lr=lr)`, and call `optimizer.step()` in every step.",
+        )
+    kinds = sorted({type(o).__name__ for o in optimizers})
+    if any(type(o) is not torch.optim.Adam for o in optimizers):
+        raise Mistake(
+            f"the loop trained with {', '.join(kinds)}, not torch.optim.Adam.",
+            "use Adam, as the exercise asks: `torch.optim.Adam(flow.parameters(), lr=lr)`. It "
+            "scales each parameter's step by a running estimate of the size of its gradient, "
+            "so one learning rate suits parameters whose gradients differ by orders of "
+            "magnitude; the lessons' learning rates are chosen for it.",
+        )
+    if len(optimizers) > 1:
+        every = " (a new one at every step)" if len(optimizers) == watch.steps else ""
+        raise Mistake(
+            f"{len(optimizers)} different Adam optimizers took the {watch.steps} steps{every}.",
+            "create the optimizer once, before the loop. Adam keeps running averages of each "
+            "parameter's gradient and squared gradient from step to step; a new Adam forgets "
+            "them, so every step is its first: a step of size lr in the direction of the "
+            "gradient's sign, whatever its size.",
+        )
+    [adam] = optimizers
+    trained = {id(p) for group in adam.param_groups for p in group["params"]}
+    left = [name for name, p in flow.named_parameters() if id(p) not in trained]
+    if left:
+        raise Mistake(
+            f"the optimizer does not train {', '.join(left)}.",
+            "give it all the flow's parameters: `torch.optim.Adam(flow.parameters(), lr=lr)`.",
+        )
+    lr = watch.first_lr[id(adam)]
+    if not math.isclose(lr, _LR, rel_tol=1e-6):
+        raise Mistake(
+            f"the optimizer's learning rate is {lr:g}, but train was called with lr={_LR}.",
+            "pass `lr` to the optimizer (`torch.optim.Adam(flow.parameters(), lr=lr)`) "
+            "rather than a number of your own.",
+        )
+
+
+def _check_all_data_used(batches: list[Tensor], data: Tensor) -> None:
+    """Random minibatches reach every row of the data (when they surely would)."""
+    if not batches or any(b.dim() != 2 or b.shape[-1] != data.shape[-1] for b in batches):
+        return
+    seen = torch.cat(batches)
+    n, draws = len(data), len(seen)
+    # with uniform draws, the expected number of rows never drawn is n (1 - 1/n)^draws;
+    # judge only when it is below one in a million
+    if n * (1 - 1 / n) ** draws > 1e-6:
+        return
+    match = (seen[:, None, :] == data[None, :, :]).all(-1)  # (draws, n)
+    if match.any(1).float().mean() < 0.9:  # the loop changed the points: nothing to say
+        return
+    used = match.any(0)
+    if bool(used.all()):
+        return
+    k = int(used.sum())
+    if bool(used[:k].all()):
+        if k == n - 1:
+            hint = (
+                "torch.randint(high, size) draws from 0 to high - 1 already: "
+                "`torch.randint(len(data), (batch_size,))`, without a - 1."
+            )
+        else:
+            hint = (
+                "draw the row indices from all of data: the first argument of torch.randint "
+                "is the (excluded) upper bound of the indices, "
+                "`torch.randint(len(data), (batch_size,))`, not batch_size or a fixed number."
+            )
+        what = f"only the first {k} of the {n} rows of data"
+    else:
+        hint = (
+            "draw each minibatch from all the rows: "
+            "`batch = data[torch.randint(len(data), (batch_size,))]`."
+        )
+        what = f"only {k} of the {n} rows of data"
+    raise Mistake(
+        f"in {draws} drawn points, flow.log_prob saw {what}: the loop used only part of the "
+        "data, so it fits that part.",
+        hint,
+    )
+
+
 def _batch_kwarg(train) -> dict:
     """``{"batch_size": _BATCH}`` if ``train`` takes that argument (the exercise asks for it)."""
     try:
@@ -389,6 +496,8 @@ def train_loop(train) -> str:
         return hook
 
     handles = [p.register_hook(watch(p)) for p in flow.parameters()]
+    optimizers = _Optimizers()
+    handles.append(register_optimizer_step_pre_hook(optimizers))
     try:
         with torch.random.fork_rng(devices=[]):  # the check's draws leave the notebook's alone
             torch.manual_seed(0)
@@ -410,6 +519,7 @@ def train_loop(train) -> str:
             "`torch.optim.Adam(flow.parameters(), lr=lr)`, and call `optimizer.step()` "
             "after `loss.backward()` in every step.",
         )
+    _check_optimizer(optimizers, flow)
     if accumulated:
         raise Mistake(
             "gradients accumulated from one step to the next.",
@@ -438,6 +548,7 @@ def train_loop(train) -> str:
             "draw a new random minibatch inside the loop, e.g. "
             "`batch = data[torch.randint(len(data), (batch_size,))]`.",
         )
+    _check_all_data_used(flow.batches, data)
     first = losses[0]
     if first > 5 * start_nll:
         raise Mistake(
@@ -463,8 +574,9 @@ def train_loop(train) -> str:
         raise Mistake(
             f"after {_STEPS} steps at lr={_LR} the NLL is {end_nll:.3f}; the maximum-"
             f"likelihood fit reaches {best:.3f}.",
-            "pass `lr` to the optimizer (`torch.optim.Adam(flow.parameters(), lr=lr)`) and "
-            "run `steps` steps.",
+            "follow the steps of the exercise: one Adam created before the loop with `lr`, "
+            "then in each of the `steps` steps a new random minibatch from all of data, the "
+            "mean NLL, zero_grad, backward, step.",
         )
     return (
         f"{_STEPS} steps took the NLL from {start_nll:.3f} to {end_nll:.3f} nats "

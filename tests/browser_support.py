@@ -2,7 +2,9 @@
 
 The server serves a temporary copy of the course with token auth on, fresh
 settings, workspaces, config, data, runtime and IPython directories (nothing
-from the user's own Jupyter setup leaks in), on a free 127.0.0.1 port. The page
+from the user's own Jupyter setup leaks in), on a free 127.0.0.1 port. It is
+started as `make lab` starts it: the same default URL (lesson 00) and the
+course's own JupyterLab settings (``lab/settings/``: no news pop-up). The page
 helpers drive JupyterLab as a learner does: open a notebook, wait for the
 kernel to read Idle, Run menu > Run All Cells, move sliders by keyboard and
 mouse. Every wait has a deadline and says what it waited for when it expires.
@@ -37,16 +39,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-# JupyterLab settings written into the fresh settings dir: no news toast, no
-# update check, and every cell attached to the DOM (the default windowing
-# leaves cells out of view unrendered, so their outputs could not be read).
+# JupyterLab settings the test adds, written into the fresh user settings dir:
+# every cell attached to the DOM (the default windowing leaves cells out of view
+# unrendered, so their outputs could not be read). The news pop-up is turned off
+# by the course's own setting (lab/settings/), which the test checks.
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
 }
+
+# What `make lab` passes to JupyterLab as --LabApp.default_url: the URL it prints
+# and opens is lesson 00, not the Launcher.
+LESSON_00_URL = "/lab/tree/notebooks/00_welcome.ipynb"
+NEWS_QUESTION = "Would you like to get notified about official Jupyter news?"
 
 
 def chromium_missing() -> str | None:
@@ -80,9 +84,15 @@ def _free_port() -> int:
 
 
 class LabServer:
-    """``python -m jupyterlab`` on 127.0.0.1, serving ``root``, state kept under ``tmp``."""
+    """``python -m jupyterlab`` on 127.0.0.1, serving ``root``, state kept under ``tmp``.
 
-    def __init__(self, root: Path, tmp: Path, start_timeout: float = 90):
+    ``app_settings``: a folder laid out like JupyterLab's application settings
+    directory (``overrides.d/*.json``), used as that directory, as `make lab`
+    installs the course's ``lab/settings/`` into .venv's JupyterLab.
+    """
+
+    def __init__(self, root: Path, tmp: Path, app_settings: Path | None = None,
+                 start_timeout: float = 90):
         self.root, self.tmp = root, tmp
         self.token = secrets.token_hex(24)
         self.port = _free_port()
@@ -92,6 +102,11 @@ class LabServer:
                 ("settings", "workspaces", "config", "data", "runtime", "ipython")}
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
+        app_settings_dir = tmp / "app-settings"
+        if app_settings is not None:
+            shutil.copytree(app_settings, app_settings_dir)
+        else:
+            app_settings_dir.mkdir()
         for name, values in LAB_SETTINGS.items():
             path = dirs["settings"] / f"{name}.jupyterlab-settings"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +131,8 @@ class LabServer:
             f"--IdentityProvider.token={self.token}",
             f"--LabApp.user_settings_dir={dirs['settings']}",
             f"--LabApp.workspaces_dir={dirs['workspaces']}",
+            f"--LabApp.app_settings_dir={app_settings_dir}",
+            f"--LabApp.default_url={LESSON_00_URL}",
         ]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
@@ -145,6 +162,11 @@ class LabServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return "(no log)"
+
+    def printed_urls(self) -> list[str]:
+        """The URLs the server printed for a person to open (its log)."""
+        text = self.log_path.read_text(errors="replace")
+        return sorted(set(re.findall(rf"http://127\.0\.0\.1:{self.port}/\S*", text)))
 
     def url(self, path: str) -> str:
         sep = "&" if "?" in path else "?"
@@ -268,6 +290,14 @@ def menu(page, top: str, command: str) -> None:
     """Click menu ``top`` of the menu bar, then its item that runs ``command``."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(rf"^{top}$")).click()
     page.locator(f'li.lm-Menu-item[data-command="{command}"]').click()
+
+
+def menu_item(page, top: str, *labels: str) -> None:
+    """Click menu ``top``, then the items labelled exactly ``labels`` (submenus, then the item)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(rf"^{re.escape(top)}$")).click()
+    for label in labels:
+        exact = page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{re.escape(label)}$"))
+        page.locator(".lm-Menu:visible li.lm-Menu-item").filter(has=exact).first.click()
 
 
 def run_all(page, idle_timeout: float, run_timeout: float) -> list[str]:

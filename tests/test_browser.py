@@ -10,9 +10,13 @@ read Idle, runs Run > Run All Cells and waits until every cell ran. Then:
 - moving a slider, by keyboard and by mouse, changes the picture (the PNG bytes);
 - the training progress bars (tqdm widgets) reach 100%.
 
-And lesson 01 as a new learner meets it: exercise 1.1's check says "not done
-yet"; a wrong answer typed into the cell gets the check's hint; the right one
-passes.
+And lesson 01 as a new learner meets it: exercise 1.1's check shows its
+verdict box "Not done yet"; a wrong answer typed into the cell gets a "Failed"
+box with the check's hint; the right one gets "Passed" (the boxes are looked
+at in the light and the dark theme).
+
+And what `make lab` gives: the URL the server prints opens lesson 00 (not the
+Launcher), and the course's setting keeps JupyterLab's news pop-up away.
 
 Screenshots go to test-artifacts/browser/. Needs Chromium (/usr/bin/chromium,
 or NFCOURSE_CHROMIUM) and the `playwright` package (dev extra); it never
@@ -27,12 +31,15 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ERROR_TEXT,
+    LESSON_00_URL,
+    NEWS_QUESTION,
     STDERR_JS,
     LabServer,
     chromium_missing,
@@ -40,10 +47,13 @@ from browser_support import (
     copy_course,
     image_digest,
     kernel_is_idle,
+    menu_item,
     run_all,
     save_notebook,
     wait_until,
 )
+
+from nfcourse.course.check._core import COLOURS
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -92,7 +102,9 @@ def artifacts(request):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab")
-    server = LabServer(copy_course(ROOT, tmp / "course"), tmp / "state")
+    server = LabServer(
+        copy_course(ROOT, tmp / "course"), tmp / "state", app_settings=ROOT / "lab" / "settings"
+    )
     yield server
     killed = server.stop()
     assert not killed, f"kernels were still running after the server stopped: killed {killed}"
@@ -268,6 +280,40 @@ def test_server_keeps_token_auth_on(lab):
     assert lab.api("GET", "/api/kernels") == []
 
 
+def test_make_lab_opens_lesson_00_without_the_news_pop_up(request, lab, browser, artifacts):
+    """The URL `make lab` prints opens lesson 00; the course's setting turns the news off."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"--LabApp.default_url={LESSON_00_URL}" in makefile  # as the test's server is started
+    printed = lab.printed_urls()
+    assert printed, f"no URL in the server's output:\n{lab.log_tail()}"
+    assert {urlparse(u).path for u in printed} == {LESSON_00_URL}, printed
+    # the course's lab/settings/ reached JupyterLab: "Never" is the default of fetchNews
+    schema = lab.api("GET", "/lab/api/settings/@jupyterlab/apputils-extension:notification")
+    assert schema["schema"]["properties"]["fetchNews"]["default"] == "false"
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
+    path = LESSON_00_URL.removeprefix("/lab/tree/")
+    try:
+        page.goto(lab.url(urlparse(printed[0]).path))  # with the test's token
+        current = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
+        expect(current).to_contain_text("00_welcome.ipynb")
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for()
+        wait_until("the kernel status bar to read Idle", lambda: kernel_is_idle(page), IDLE_TIMEOUT)
+        assert page.locator(".jp-Launcher").count() == 0, "the Launcher opened too"
+        # JupyterLab asks about the news once the page is restored, well before the kernel
+        # is idle: by now the question would be on screen
+        expect(page.get_by_text(NEWS_QUESTION)).to_have_count(0)
+        shot = ARTIFACTS / "00_make_lab_url.png"
+        page.screenshot(path=str(shot), animations="disabled")
+        artifacts.append(str(shot.relative_to(ROOT)))
+    finally:
+        context.close()
+        n = lab.shutdown_session(path)
+        _report(request.config, f"{path}: page closed, {n} kernel shut down (REST)")
+
+
 @pytest.fixture(scope="class")
 def lesson03(request, lab, browser, artifacts):
     return open_and_run(request, lab, browser, artifacts, "03_planar_and_radial")
@@ -397,6 +443,32 @@ def type_into(page, cell, source: str) -> None:
     page.keyboard.insert_text(source)  # one input event: no auto-indent on top of ours
 
 
+def verdict_box(check, status: str, word: str):
+    """The check cell's verdict box (HTML): one, visible, the verdict in words, the exercise.
+
+    Only the HTML is shown (not the plain-text line with its emoji); the verdict
+    word sits on a label of the verdict's colour (the inline style was applied).
+    """
+    box = check.locator(".jp-OutputArea-output .nfcourse-verdict")
+    expect(box).to_have_count(1)
+    expect(box).to_be_visible()
+    expect(box).to_have_class(re.compile(rf"\bnfcourse-verdict-{status}\b"))
+    expect(box).to_have_attribute("role", "status")
+    expect(box.locator(".nfcourse-verdict-word")).to_have_text(word)
+    expect(box.locator(".nfcourse-verdict-exercise")).to_have_text("Exercise 1.1")
+    expect(box.locator(".nfcourse-verdict-message")).to_be_visible()
+    assert check.locator('.jp-OutputArea-output[data-mime-type="text/plain"]').count() == 0
+    colour = COLOURS[status.replace("-", " ")]
+    rgb = "rgb({}, {}, {})".format(*(int(colour[i : i + 2], 16) for i in (1, 3, 5)))
+    label = box.locator(".nfcourse-verdict-word").evaluate(
+        "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]"
+    )
+    assert label == [rgb, "rgb(255, 255, 255)"], label
+    font = box.locator(".nfcourse-verdict-message").evaluate("e => getComputedStyle(e).fontFamily")
+    assert "monospace" not in font, font  # prose, not a line of code
+    return box
+
+
 def run_cell_and_check(page, cell, check) -> str:
     """Shift+Enter on the exercise cell, then on its check cell; the check's new verdict."""
     before = check.locator(".jp-OutputArea-output").inner_text()
@@ -423,8 +495,12 @@ class TestLearnerFirstExercise:
 
     def test_fresh_notebook_says_not_done_yet(self, lesson, lab):
         check = code_cell(lesson.page, "check.log_density_exp(log_density_exp)")
-        verdict = check.locator(".jp-OutputArea-output").inner_text()
-        assert "Exercise 1.1 not done yet" in verdict, verdict
+        box = verdict_box(check, "not-done", "Not done yet")
+        expect(box.locator(".nfcourse-verdict-message")).to_contain_text(
+            "replace the raise NotImplementedError with your code"
+        )
+        expect(box.locator(".nfcourse-verdict-hint")).to_have_count(0)
+        lesson.shot(check, "exercise_1_1_not_done_yet")
         check_every_cell_ran_without_error(lesson, lab)
 
     def test_wrong_answer_gets_its_hint_then_the_right_one_passes(self, lesson):
@@ -433,10 +509,46 @@ class TestLearnerFirstExercise:
         check = code_cell(page, "check.log_density_exp(log_density_exp)")
         type_into(page, cell, WRONG_1_1)
         verdict = run_cell_and_check(page, cell, check)
-        assert "Exercise 1.1 failed" in verdict, verdict
-        assert "the Jacobian term is missing" in verdict, verdict
+        assert "Failed" in verdict, verdict
+        box = verdict_box(check, "failed", "Failed")
+        hint = box.locator(".nfcourse-verdict-hint")
+        expect(hint).to_be_visible()
+        expect(hint).to_contain_text(re.compile(r"^Hint: .*the Jacobian term is missing"))
         lesson.shot(check, "exercise_1_1_wrong_answer_hint")
         type_into(page, cell, RIGHT_1_1)
         verdict = run_cell_and_check(page, cell, check)
-        assert "Exercise 1.1 passed" in verdict, verdict
+        assert "Passed" in verdict, verdict
+        verdict_box(check, "passed", "Passed")
         lesson.shot(check, "exercise_1_1_passed")
+        expect(page.get_by_text(NEWS_QUESTION)).to_have_count(0)
+
+    def test_verdicts_read_in_the_dark_theme(self, lesson):
+        """The boxes in JupyterLab Dark: the labels keep their colours; a screenshot to look at."""
+        page = lesson.page
+        check = code_cell(page, "check.log_density_exp(log_density_exp)")
+        light = check.locator(".nfcourse-verdict-word").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
+        try:
+            use_theme(page, "JupyterLab Dark")
+            box = check.locator(".nfcourse-verdict")
+            expect(box).to_be_visible()
+            word = box.locator(".nfcourse-verdict-word")
+            assert word.evaluate("e => getComputedStyle(e).backgroundColor") == light
+            text = box.locator(".nfcourse-verdict-exercise").evaluate(
+                "e => getComputedStyle(e).color"
+            )  # the theme's own text colour: light on the dark page
+            assert min(int(c) for c in re.findall(r"\d+", text)[:3]) > 200, text
+            lesson.shot(check, "exercise_1_1_verdict_dark_theme")
+        finally:
+            use_theme(page, "JupyterLab Light")
+
+
+def use_theme(page, name: str) -> None:
+    """Settings > Theme > ``name``; wait until the page has switched."""
+    menu_item(page, "Settings", "Theme", name)
+    wait_until(
+        f"the theme {name!r}",
+        lambda: page.evaluate("document.body.dataset.jpThemeName") == name,
+        30,
+    )

@@ -83,12 +83,19 @@ class InPlace(Coupling):
         return z, log_scale.sum(-1)
 
 
-class ConditionerNoGrad(Coupling):
-    """Right values, but the conditioner runs under torch.no_grad(): its weights never train."""
+def under_no_grad(method: str) -> type:
+    """The solution with ``method`` run under torch.no_grad(): right values, no gradients."""
+    right = getattr(Coupling, method)
 
-    def shift_log_scale(self, t_a):
+    def wrapped(self, t):
         with torch.no_grad():
-            return super().shift_log_scale(t_a)
+            return right(self, t)
+
+    return type(f"NoGrad_{method}", (Coupling,), {method: wrapped})
+
+
+ConditionerNoGrad = under_no_grad("shift_log_scale")  # the conditioner's weights never train
+InverseNoGrad = under_no_grad("inverse")  # a flow's log_prob cannot train the layer
 
 
 class DetachedInput(Coupling):
@@ -101,14 +108,6 @@ class DetachedInput(Coupling):
         x[..., self.mask] = z_a
         x[..., ~self.mask] = z_b * log_scale.exp() + shift
         return x, log_scale.sum(-1)
-
-
-class InverseNoGrad(Coupling):
-    """A right inverse under torch.no_grad(): a flow's log_prob cannot train the layer."""
-
-    def inverse(self, x):
-        with torch.no_grad():
-            return super().inverse(x)
 
 
 class Misspelt(Coupling):

@@ -50,8 +50,9 @@ test: $(STAMP)
 	$(PYTEST) tests notebooks $(NBVAL)
 	NFCOURSE_STRICT=1 $(PYTEST) solutions $(NBVAL)
 
-# Lessons 03 and 04 run in JupyterLab in the system's headless Chromium (apt-get install
-# chromium); screenshots in test-artifacts/browser/. Skips when Chromium is missing.
+# Lessons 00 (as `make lab` opens it), 01, 03 and 04 in JupyterLab in the system's headless
+# Chromium (apt-get install chromium); screenshots in test-artifacts/browser/. Skips when
+# Chromium is missing.
 browser-test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_browser.py -v
 

@@ -223,7 +223,7 @@ def _property_error(error: BaseException) -> tuple[BaseException, str | None]:
 def _crash(label: str, error: Exception) -> Result:
     """The verdict on an error raised by the learner's code: where it is, and what it means."""
     if _is_stub(error):
-        other = str(error).partition(":")[0]
+        other = " ".join(str(error).split()[:2]).rstrip(":")  # "Exercise N.M"
         return Result(
             label,
             "not done",

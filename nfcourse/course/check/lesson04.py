@@ -206,14 +206,18 @@ def _check_gradients(
     trainable = [n for n, p in layer.named_parameters() if p.requires_grad]
     missing = [n for n in trainable if grads[n] is None]
     if missing:
-        names = "none of them" if len(missing) == len(trainable) else ", ".join(missing)
+        some = len(missing) < len(trainable)
         raise Mistake(
-            f"in {where}, no gradient reaches the conditioner's weights ({names}): the "
-            "values are right, but training could never change them.",
+            f"in {where}, no gradient reaches the conditioner's weights "
+            f"({', '.join(missing) if some else 'none of them'}): the values are right, but "
+            "training could never change them"
+            + (" (or your layer holds parameters it never uses)." if some else "."),
             gradient_hint(cls, "the conditioner's weights", "training cannot move them"),
         )
     numeric = _numeric_jacobian(lambda p: fn(p)[0], pts)
-    if not _close(J, numeric, atol=1e-5):
+    # a ReLU kink within eps of a point can spoil one point's differences: judge the majority
+    off = (J - numeric).abs().amax((1, 2)) > 1e-5
+    if int(off.sum()) > len(pts) // 2:
         cut = bool(J[:, b][:, :, a].abs().max() == 0) and bool(
             numeric[:, b][:, :, a].abs().max() > 1e-6
         )

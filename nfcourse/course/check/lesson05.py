@@ -305,12 +305,17 @@ def _check_passes_per_batch(fn: Callable, made: nn.Module, z: Tensor, passes: in
     if len(inputs) == passes:
         return
     if passes == n and len(inputs) == len(few):
-        what = f"once per point: {n} times for {n} points, {len(few)} times for {len(few)}"
+        what = (
+            f"once per point, {n} times for {n} points and {len(few)} times for {len(few)} "
+            f"(D = {dim}): it runs over the batch, not over the coordinates"
+        )
     else:
-        what = f"{passes} times for {n} points but {len(inputs)} times for {len(few)}"
+        what = (
+            f"{passes} times for {n} points but {len(inputs)} times for {len(few)} (D = {dim}): "
+            "the number of passes depends on the batch size"
+        )
     raise Mistake(
-        f"your loop called the network {what} (D = {dim}): it runs over the batch, not over "
-        f"the coordinates ({case}).",
+        f"your loop called the network {what} ({case}).",
         "loop over the D coordinates, `for _ in range(z.shape[-1])`, not over the points "
         "(range(len(z)) or z.shape[0]), and pass the whole batch to the network at each "
         "pass: D passes are needed whatever the batch size, so with fewer points than "

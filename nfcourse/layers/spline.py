@@ -31,10 +31,12 @@ positive whenever ``s, d0, d1 > 0``: the map is strictly increasing.
 
     a = h (s - d0) + dy e,    b = h d0 - dy e,    c = -s dy,
 
-and its root in ``[0, 1]`` is taken in the form ``xi = 2c / (-b - sqrt(b^2 - 4ac))``,
-which never divides a difference of two nearly equal numbers (the textbook
-``(-b + sqrt(...)) / 2a`` cancels when ``a`` is small: a straight bin). Round-off
-can make ``b^2 - 4ac`` slightly negative at a bin's edge; it is clamped at 0.
+and its root in ``[0, 1]`` is taken in the form ``xi = 2c / (-b - sqrt(b^2 - 4ac))``.
+The textbook ``(-b + sqrt(...)) / 2a`` divides by ``a``, which is 0 in a straight bin
+and tiny in a nearly straight one, where it returns NaN or loses most of its digits;
+this form has no such division. (Where ``b < 0`` it loses a few digits to
+cancellation, which in float32 is below the bin's own conditioning.) Round-off can
+make ``b^2 - 4ac`` slightly negative at a bin's edge; it is clamped at 0.
 
 **Numerical care.** Points outside ``[-B, B]`` are clamped before the spline is
 evaluated, and the identity is selected for them afterwards: the branch that

@@ -236,7 +236,7 @@ def dtype_device(model: object) -> tuple[torch.dtype, torch.device]:
             if t.is_floating_point():
                 return t.dtype, t.device
     if isinstance(model, torch.distributions.Distribution):
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # leave the random state as it was
             s = model.sample()
         if s.is_floating_point():
             return s.dtype, s.device

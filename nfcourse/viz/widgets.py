@@ -516,7 +516,7 @@ def radial_density_figure(
     inverse). ``z0`` is marked with an x; at ``beta = -alpha`` the density is
     infinite there and the colour scale is clipped. A tiny ``alpha`` with
     ``beta > 0`` empties a disc of radius about ``beta`` around ``z0``: the
-    "hole" of the seed post appears only in this limit, and around ``z0``.
+    "hole" of the blog post appears only in this limit, and around ``z0``.
 
     Returns:
         The axes; the image is ``ax.images[-1]``, shape ``(resolution, resolution)``.
@@ -641,7 +641,7 @@ def _slider(name: str, value: float, lo: float, hi: float, step: float = 0.05):
 def planar_explorer(bounds: Bounds = (-4, 4), resolution: int = 120) -> Explorer:
     """Sliders ``u1, u2, w1, w2`` (in [-4, 4]) and ``b`` (in [-3, 3]) for one planar layer.
 
-    Starts at the seed post's example made valid: ``u = w = (1, -1)``, ``b = 0``.
+    Starts at the blog post's example made valid: ``u = w = (1, -1)``, ``b = 0``.
     Each change redraws :func:`planar_density_figure` and the text under it
     (:func:`planar_summary`: ``w.u`` against -1, and what ``constrain_u`` did).
     """
@@ -662,7 +662,7 @@ def radial_explorer(bounds: Bounds = (-4, 4), resolution: int = 120) -> Explorer
     """Sliders ``z0_1, z0_2`` (in [-3, 3]), ``alpha`` (log scale, 0.001 to 10) and ``beta``
     (in [-4, 4]) for one radial layer.
 
-    Starts at the seed post's example made valid: ``z0 = (1, 1)``, ``alpha = 1``,
+    Starts at the blog post's example made valid: ``z0 = (1, 1)``, ``alpha = 1``,
     ``beta = 1``. Each change redraws :func:`radial_density_figure` and the text
     under it (:func:`radial_summary`: ``beta`` against ``-alpha``).
     """

@@ -110,7 +110,7 @@ def log_density_exp(log_density) -> str:
             ),
             (
                 -x,
-                "that is the log-density of the *exponential* distribution, e^{-x}: the seed "
+                "that is the log-density of the *exponential* distribution, e^{-x}: the blog "
                 "post's claim. exp of a standard normal is log-normal: log p_Z(ln x) - ln x.",
             ),
             (
@@ -214,7 +214,7 @@ def _matrices() -> Tensor:
         [
             [[2.0, 0.5], [-0.3, 1.2]],
             [[0.5, 1.5], [2.0, 0.4]],  # det < 0
-            [[2.0, -2.0], [2.0, 2.0]],  # the seed's matrix: rotation by 45 degrees, scale 2 sqrt 2
+            [[2.0, -2.0], [2.0, 2.0]],  # the blog post's: a rotation by 45 degrees, scale 2 sqrt 2
             [[-1.3, 0.7], [0.2, 0.9]],  # det < 0
             [[0.3, -0.8], [1.1, 0.25]],
         ],

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..data.grid import Bounds, grid, xy_bounds
-from ..validate import check_int, check_number, dtype_device
+from ..validate import check_int, check_number, dtype_device, make_generator
 
 __all__ = [
     "PALETTE",
@@ -262,6 +262,25 @@ def panel_grid(
     return fig, flat[:panels]
 
 
+def flow_stages(flow: object, n: int, seed: int | None, where: str) -> list[Tensor]:
+    """``[z_0, ..., z_K]``: ``n`` base points and their images after every layer.
+
+    With ``seed``, drawn from a private generator on the flow's device (the same
+    points every time, torch's global random state untouched). Points must have at
+    least 2 coordinates, since the pictures show the first two.
+    """
+    if not callable(getattr(flow, "stages", None)):
+        raise TypeError(
+            f"{where}: `flow` must be an nfcourse.Flow (something with a stages(n) method), "
+            f"got {type(flow).__name__}."
+        )
+    generator = make_generator(seed, None, where, dtype_device(flow)[1])
+    stages = flow.stages(n, generator=generator)
+    if stages[0].shape[-1] < 2:
+        raise ValueError(f"{where}: needs points with at least 2 coordinates.")
+    return stages
+
+
 def plot_stages(
     flow: nn.Module,
     n: int = 2000,
@@ -290,13 +309,7 @@ def plot_stages(
     Returns:
         The figure; ``fig.axes`` holds the ``K + 1`` panels, in reading order.
     """
-    generator = None if seed is None else torch.Generator().manual_seed(int(seed))
-    _, device = dtype_device(flow)
-    if generator is not None and device.type != "cpu":
-        generator = torch.Generator(device=device).manual_seed(int(seed))
-    stages = flow.stages(n, generator=generator)
-    if stages[0].shape[-1] < 2:
-        raise ValueError("plot_stages: needs points with at least 2 coordinates.")
+    stages = flow_stages(flow, n, seed, "plot_stages")
     layers = list(getattr(getattr(flow, "transform", None), "layers", []))
     k = len(stages) - 1
     if titles is None:

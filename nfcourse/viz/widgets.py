@@ -46,7 +46,7 @@ from ..data.grid import Bounds, grid, xy_bounds
 from ..flow import Flow
 from ..layers import Planar, Radial
 from ..validate import check_int, check_number
-from .plots import DENSITY_CMAP, SECTOR_COLORS, get_axes, sector, to_numpy
+from .plots import DENSITY_CMAP, SECTOR_COLORS, flow_stages, get_axes, sector, to_numpy
 
 __all__ = [
     "Explorer",
@@ -129,27 +129,8 @@ def _density_image(
 
 def _stages(flow: Flow, n: int, seed: int | None) -> list[np.ndarray]:
     """``[z_0, ..., z_K]`` as NumPy arrays (first two coordinates), reproducibly."""
-    where = "stage_figure"
-    if not callable(getattr(flow, "stages", None)):
-        raise TypeError(
-            f"{where}: `flow` must be an nfcourse.Flow (something with a stages(n) method), "
-            f"got {type(flow).__name__}."
-        )
-    n = check_int(n, "n", where, meaning="the number of points")
-    if seed is None:
-        stages = flow.stages(n)
-    else:
-        params = [*flow.parameters(), *flow.buffers()] if hasattr(flow, "parameters") else []
-        device = params[0].device if params else torch.device("cpu")
-        try:
-            stages = flow.stages(n, generator=torch.Generator(device=device).manual_seed(int(seed)))
-        except TypeError:  # a torch.distributions base takes no generator: seed a forked state
-            with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
-                torch.manual_seed(int(seed))
-                stages = flow.stages(n)
-    if stages[0].shape[-1] < 2:
-        raise ValueError(f"{where}: needs points with at least 2 coordinates.")
-    return [to_numpy(s)[:, :2] for s in stages]
+    n = check_int(n, "n", "stage_figure", meaning="the number of points")
+    return [to_numpy(s)[:, :2] for s in flow_stages(flow, n, seed, "stage_figure")]
 
 
 def _layer_names(flow: Flow, k_max: int) -> list[str]:

@@ -22,6 +22,7 @@ TESTED = {
     "numpy": "2.4.6",
     "tqdm": "4.70.1",
     "scikit-learn": "1.9.1",
+    "torchdiffeq": "0.2.5",
     "nbclient": "0.11.0",
     "nbformat": "5.11.1",
     "nbval": "0.11.0",

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 import nfcourse as nf
+from nfcourse.layers import image
 
 HIDDEN = (16, 16)  # small conditioner networks: the variants test structure, not capacity
 
@@ -41,6 +42,24 @@ class Case:
     elementwise: bool = False  # a diagonal Jacobian; otherwise it couples coordinates
     scale: float = 0.4  # size of the perturbation of the parameters (see perturb)
     seeds: tuple[int, ...] = (0,)  # random draws of the parameters the battery runs
+
+
+
+# Image layers take flattened images of shape (C, H, W) with C * H * W = D: one shape per D.
+# Every row is also built with D = 2 and 3 by the argument-error tests (when they are
+# collected), so each has a shape for those too; Squeeze, which needs even sides, squeezes
+# those by a factor of 1 (they are not in its dims).
+CHECKERBOARD = {2: (1, 1, 2), 3: (1, 1, 3), 16: (1, 4, 4), 18: (2, 3, 3)}
+CHANNELS = {2: (2, 1, 1), 3: (3, 1, 1), 8: (2, 2, 2), 12: (3, 2, 2)}
+SQUEEZE = {2: ((2, 1, 1), 1), 3: ((3, 1, 1), 1), 16: ((1, 4, 4), 2), 32: ((2, 4, 4), 2)}
+
+
+def actnorm(d: int) -> nn.Module:
+    """An ActNorm already set by its data-dependent initialization (on a batch of 64)."""
+    layer = image.ActNorm(CHANNELS[d])
+    g = torch.Generator().manual_seed(5)
+    layer.initialize(1.0 + 1.5 * torch.randn(64, d, generator=g))
+    return layer
 
 
 LAYERS = [
@@ -86,6 +105,16 @@ LAYERS = [
          True, dims=(1, 2, 5), scale=0.6, image=(-12.0, 12.0)),
     Case("Compose", lambda d: nf.Compose(nf.LULinear(d), nf.Affine(d), nf.Reverse(d)), False),
     Case("Inverse", lambda d: nf.Inverse(nf.LULinear(d)), False),
+    Case("ImageCoupling-checkerboard", lambda d: image.ImageCoupling(
+        CHECKERBOARD[d], image.checkerboard_mask(CHECKERBOARD[d]), hidden=8), True,
+        dims=(2, 16, 18)),
+    Case("ImageCoupling-channel", lambda d: image.ImageCoupling(
+        CHANNELS[d], image.channel_mask(CHANNELS[d], 1), hidden=8), True, dims=(2, 8, 12)),
+    Case("Squeeze", lambda d: image.Squeeze(*SQUEEZE[d]), False, dims=(16, 32)),
+    Case("ActNorm", actnorm, True, dims=(2, 8), elementwise=True),
+    Case("Conv1x1", lambda d: image.Conv1x1(CHANNELS[d]), False, dims=(2, 8, 12)),
+    Case("Subset", lambda d: image.Subset(d, range(0, d, 2), nf.LULinear((d + 1) // 2)),
+         False, dims=(4, 5)),
 ]
 
 CASE = {case.name: case for case in LAYERS}

@@ -8,6 +8,16 @@ from .autoregressive import IAF, MAF
 from .base import Compose, Inverse, Layer
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
 from .elementwise import Affine, Exp, Logit, Sigmoid
+from .image import (
+    ActNorm,
+    Conv1x1,
+    ImageCoupling,
+    Squeeze,
+    Subset,
+    channel_mask,
+    checkerboard_mask,
+    dequantized_to_logit,
+)
 from .linear import LULinear, Permutation, Reverse
 from .planar import Planar
 from .radial import Radial
@@ -16,11 +26,14 @@ from .spline import SplineAutoregressive, SplineCoupling
 __all__ = [
     "IAF",
     "MAF",
+    "ActNorm",
     "AdditiveCoupling",
     "Affine",
     "AffineCoupling",
     "Compose",
+    "Conv1x1",
     "Exp",
+    "ImageCoupling",
     "Inverse",
     "LULinear",
     "Layer",
@@ -32,6 +45,11 @@ __all__ = [
     "Sigmoid",
     "SplineAutoregressive",
     "SplineCoupling",
+    "Squeeze",
+    "Subset",
     "alternating_mask",
+    "channel_mask",
+    "checkerboard_mask",
+    "dequantized_to_logit",
     "half_mask",
 ]

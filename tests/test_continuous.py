@@ -1,0 +1,313 @@
+"""Continuous flows: log-likelihoods against known answers, the flow-matching loss at its
+known minimum, Hutchinson's estimator without bias, solvers that agree, clear errors.
+
+Known answers used here:
+- a linear field ``v(x, t) = A x`` moves ``N(0, I)`` to ``N(0, e^A e^{A^T})`` at ``t = 1``;
+- for Gaussian data ``N(m, s^2 I)`` the straight-line path's marginal field ``v*`` is in
+  closed form (:func:`gaussian_target_field`), its flow ends at ``N(m, s^2 I)``, and the
+  flow-matching loss at ``v*`` is ``D pi s / 2``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import nfcourse as nf
+from nfcourse import continuous as C
+from nfcourse.data.grid import integrate_2d
+
+F64 = torch.float64
+TIGHT = dict(rtol=1e-9, atol=1e-9)
+
+
+def linear_field(A):
+    return lambda x, t: x @ A.T
+
+
+def rotation_shear():
+    """A non-symmetric, non-normal A: its flow rotates, shears and scales."""
+    return torch.tensor([[0.3, -0.8], [0.5, -0.2]], dtype=F64)
+
+
+def gaussian_of_linear_flow(A):
+    M = torch.linalg.matrix_exp(A)
+    return torch.distributions.MultivariateNormal(torch.zeros(len(A), dtype=F64), M @ M.T)
+
+
+def random_field(seed=0, dim=2, hidden=(16, 16)):
+    """A small random field, its weights scaled up so that its flow is far from the identity."""
+    torch.manual_seed(seed)
+    field = C.VelocityField(dim, hidden).double()
+    with torch.no_grad():
+        for p in field.parameters():
+            p.mul_(1.5)
+    return field
+
+
+# --- log-likelihood: known answers -----------------------------------------------------------
+
+
+def test_log_prob_of_a_linear_field_is_the_gaussian_it_makes():
+    A = rotation_shear()
+    x = torch.randn(300, 2, dtype=F64, generator=torch.Generator().manual_seed(0)) * 2
+    lp, nfe = C.log_prob(linear_field(A), x, **TIGHT)
+    expected = gaussian_of_linear_flow(A).log_prob(x)
+    assert (lp - expected).abs().max() < 1e-7
+    assert nfe > 0
+
+
+def test_log_prob_of_the_exact_flow_matching_field_is_the_data_density():
+    m, s = torch.tensor([1.0, -2.0], dtype=F64), 0.5
+    x = m + s * torch.randn(300, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
+    lp, _ = C.log_prob(C.gaussian_target_field(m, s), x, **TIGHT)
+    expected = torch.distributions.Normal(m, s).log_prob(x).sum(-1)
+    assert (lp - expected).abs().max() < 1e-6
+
+
+def test_the_sign_and_the_direction_of_time_matter():
+    """The planted bugs of the divergence term's sign and of the time direction: both are
+    far from the Gaussian (so the test above would catch them)."""
+    A = rotation_shear()
+    x = torch.randn(200, 2, dtype=F64, generator=torch.Generator().manual_seed(2))
+    expected = gaussian_of_linear_flow(A).log_prob(x)
+    z = x @ torch.linalg.matrix_exp(-A).T
+    base = torch.distributions.MultivariateNormal(
+        torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64)
+    )
+    wrong_sign = base.log_prob(z) + A.trace()  # + int div instead of - int div
+    forward_time = base.log_prob(x @ torch.linalg.matrix_exp(A).T) - A.trace()  # 0 -> 1
+    lp, _ = C.log_prob(linear_field(A), x, **TIGHT)
+    assert (lp - expected).abs().max() < 1e-7
+    assert (wrong_sign - expected).abs().min() > 0.1
+    assert (forward_time - expected).abs().max() > 0.5
+
+
+def test_density_of_a_random_field_integrates_to_one():
+    field = random_field(seed=0)
+    flow = C.ContinuousFlow(2, field=field, rtol=1e-7, atol=1e-7)
+
+    def density(points):
+        return flow.log_prob(points).exp()
+
+    mass = integrate_2d(density, ((-8.0, 8.0), (-8.0, 8.0)), 0.1)
+    assert abs(mass - 1) < 2e-3
+    # the field really moves the mass: its density is not the base's
+    grid = torch.randn(500, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    assert (flow.log_prob(grid) - flow.base.log_prob(grid)).abs().max() > 0.5
+
+
+class FunctionField(torch.nn.Module):
+    """A plain function ``v(x, t)`` as a module (no parameters)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x, t):
+        return self.fn(x, t)
+
+
+def test_samples_and_log_prob_are_consistent():
+    """Samples of the flow scored by the flow: the mean of -log p is the Gaussian's entropy."""
+    A = rotation_shear()
+    field = FunctionField(linear_field(A))
+    flow = C.ContinuousFlow(2, field=field, rtol=1e-8, atol=1e-8).double()
+    x = flow.sample(4000, generator=torch.Generator().manual_seed(3))
+    assert x.dtype == F64
+    nll = -flow.log_prob(x)
+    entropy = gaussian_of_linear_flow(A).entropy().item()
+    assert abs(nll.mean().item() - entropy) < 4 * nll.std().item() / math.sqrt(len(nll))
+
+
+# --- the divergence ------------------------------------------------------------------------
+
+
+def test_exact_divergence_is_the_trace_of_the_autograd_jacobian():
+    field = random_field(seed=1, dim=3)
+    x = torch.randn(5, 3, dtype=F64)
+    div = C.divergence(field, x, 0.3)
+    for i in range(5):
+        J = torch.autograd.functional.jacobian(lambda p: field(p[None], 0.3)[0], x[i])
+        assert abs(div[i].item() - J.trace().item()) < 1e-10
+
+
+@pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
+def test_hutchinson_is_unbiased_with_the_variance_of_the_formula(probe):
+    A = torch.tensor([[0.5, 1.0, -0.3], [0.2, -1.0, 0.7], [1.5, 0.1, 0.4]], dtype=F64)
+    S = (A + A.T) / 2
+    variance = 2 * (S.square().sum() - (probe == "rademacher") * S.diagonal().square().sum())
+    n = 40_000
+    x = torch.randn(n, 3, dtype=F64)
+    est = C.divergence(
+        linear_field(A),
+        x,
+        0.0,
+        method="hutchinson",
+        probe=probe,
+        generator=torch.Generator().manual_seed(4),
+    )
+    se = math.sqrt(variance / n)
+    assert abs(est.mean().item() - A.trace().item()) < 4 * se
+    assert est.var().item() == pytest.approx(variance.item(), rel=0.05)
+    # a planted bug: uniform probes (E[eps eps^T] != I) are biased far beyond the error
+    eps = torch.rand(n, 3, dtype=F64)
+    biased = ((eps @ A) * eps).sum(-1)
+    assert abs(biased.mean().item() - A.trace().item()) > 10 * se
+
+
+def test_hutchinson_log_prob_is_unbiased():
+    A = rotation_shear()
+    x = torch.randn(1, 2, dtype=F64).expand(4000, 2).contiguous()
+    lp, _ = C.log_prob(
+        linear_field(A),
+        x,
+        divergence="hutchinson",
+        generator=torch.Generator().manual_seed(5),
+        **TIGHT,
+    )
+    exact = gaussian_of_linear_flow(A).log_prob(x[:1])
+    assert lp.std() > 0.1  # one probe per point: the estimates scatter
+    assert abs(lp.mean() - exact).item() < 4 * lp.std().item() / math.sqrt(len(lp))
+
+
+# --- flow matching ---------------------------------------------------------------------------
+
+
+def test_flow_matching_loss_at_the_exact_field_is_d_pi_s_over_2():
+    m, s, n = torch.tensor([1.0, -2.0, 0.5], dtype=F64), 0.7, 400_000
+    g = torch.Generator().manual_seed(6)
+    x1 = m + s * torch.randn(n, 3, dtype=F64, generator=g)
+    x0, t = C._draw(x1, g)
+    field = C.gaussian_target_field(m, s)
+    per_example = (field((1 - t) * x0 + t * x1, t) - (x1 - x0)).square().sum(-1)
+    loss = C.flow_matching_loss(field, x1, x0, t).item()
+    assert loss == pytest.approx(per_example.mean().item(), rel=1e-12)
+    assert abs(loss - 3 * math.pi * s / 2) < 4 * per_example.std().item() / math.sqrt(n)
+    # the exact field is the minimizer: moving it by delta adds E||delta||^2
+    delta = torch.tensor([0.3, -0.2, 0.1], dtype=F64)
+    worse = C.flow_matching_loss(lambda x, t: field(x, t) + delta, x1, x0, t).item()
+    assert worse - loss == pytest.approx(delta.square().sum().item(), abs=0.01)
+    # planted bugs: the reversed target, and the mean over coordinates, miss the known value
+    reversed_target = (field((1 - t) * x0 + t * x1, t) - (x0 - x1)).square().sum(-1).mean()
+    assert abs(reversed_target.item() - 3 * math.pi * s / 2) > 1
+
+
+def test_training_by_flow_matching_learns_a_gaussian():
+    torch.manual_seed(0)
+    m, s = torch.tensor([1.0, -1.0]), 0.5
+    data = m + s * torch.randn(4000, 2)
+    flow = C.ContinuousFlow(2, hidden=(32, 32))
+    history = C.fit_flow_matching(flow, data, steps=600, lr=5e-3, progress=False, seed=0)
+    assert history.kind == "flow_matching" and len(history.loss) == 600
+    assert history.final_loss < 2.2  # the minimum is D pi s / 2 = 1.57; the start is near 3
+    x = flow.sample(4000, generator=torch.Generator().manual_seed(1))
+    assert (x.mean(0) - m).abs().max() < 0.1
+    assert (x.std(0) - s).abs().max() < 0.1
+    test = m + s * torch.randn(2000, 2)
+    gap = nf.nll(flow, test) - torch.distributions.Normal(m, s).entropy().sum().item()
+    assert 0 <= gap + 0.05 and gap < 0.1
+
+
+# --- solvers -------------------------------------------------------------------------------
+
+
+def test_fixed_steps_converge_to_the_adaptive_solution():
+    field = C.gaussian_target_field(torch.tensor([2.0, 0.0], dtype=F64), 0.3)
+    z = torch.randn(200, 2, dtype=F64, generator=torch.Generator().manual_seed(7))
+    exact, nfe = C.solve(field, z, **TIGHT)
+    errors = {}
+    for method, steps in [("euler", 20), ("euler", 40), ("midpoint", 20), ("rk4", 20)]:
+        x, count = C.solve(field, z, method=method, steps=steps)
+        assert count == steps * C.FIXED[method]
+        errors[method, steps] = (x - exact).abs().max().item()
+    assert errors["euler", 40] == pytest.approx(errors["euler", 20] / 2, rel=0.2)  # first order
+    assert errors["midpoint", 20] < errors["euler", 40] / 5
+    assert errors["rk4", 20] < 1e-5
+    # backwards from t = 1 to 0 gives the starting points back
+    back, _ = C.solve(field, exact, t0=1.0, t1=0.0, **TIGHT)
+    assert (back - z).abs().max() < 1e-6
+
+
+def test_tighter_tolerances_cost_more_evaluations():
+    field = random_field(seed=2)
+    z = torch.randn(100, 2, dtype=F64)
+    _, loose = C.solve(field, z, rtol=1e-3, atol=1e-3)
+    _, tight = C.solve(field, z, rtol=1e-8, atol=1e-8)
+    assert tight > loose
+
+
+def test_the_flow_works_with_the_package_evaluation():
+    flow = C.ContinuousFlow(2, hidden=(8,))
+    data = torch.randn(50, 2)
+    assert math.isfinite(nf.nll(flow, data))
+    x, nfe = flow.sample(7, return_nfe=True)
+    assert x.shape == (7, 2) and nfe > 0
+    x, nfe = flow.sample(7, method="midpoint", steps=5, return_nfe=True)
+    assert nfe == 10
+    assert flow.log_prob(data[:3]).shape == (3,)
+
+
+# --- bad arguments -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda f: C.solve(f, torch.zeros(3, 2), method="rk45"), KeyError, "dopri5"),
+        (lambda f: C.solve(f, torch.zeros(3, 2), method="euler"), ValueError, "needs `steps`"),
+        (lambda f: C.solve(f, torch.zeros(3, 2), steps=10), ValueError, "takes no `steps`"),
+        (lambda f: C.solve(f, torch.zeros(3, 2), rtol=0), ValueError, "`rtol` must be"),
+        (lambda f: C.solve(f, torch.zeros(3, 3)), ValueError, "shape (..., 2)"),
+        (lambda f: C.solve(f, [[0.0, 0.0]]), TypeError, "torch.Tensor"),
+        (lambda f: C.solve("v", torch.zeros(3, 2)), TypeError, "`field` must be"),
+        (lambda f: C.log_prob(f, torch.zeros(3, 2), divergence="trace"), KeyError, "exact"),
+        (
+            lambda f: C.log_prob(f, torch.zeros(3, 2), divergence="hutchinson", probe="uniform"),
+            KeyError,
+            "rademacher",
+        ),
+        (lambda f: C.log_prob(f, torch.full((3, 2), math.nan)), ValueError, "NaN"),
+        (lambda f: C.ContinuousFlow(0), ValueError, "`dim` must be"),
+        (lambda f: C.ContinuousFlow(2).sample(-1), ValueError, "number of samples"),
+        (
+            lambda f: C.fit_flow_matching(nf.realnvp(2), torch.zeros(5, 2)),
+            TypeError,
+            "ContinuousFlow",
+        ),
+        (
+            lambda f: C.fit_flow_matching(C.ContinuousFlow(2), torch.zeros(5, 3)),
+            ValueError,
+            "(N, 2)",
+        ),
+        (
+            lambda f: C.fit_flow_matching(C.ContinuousFlow(2), torch.zeros(5, 2), steps=0),
+            ValueError,
+            "`steps`",
+        ),
+    ],
+    ids=[
+        "unknown solver",
+        "fixed without steps",
+        "adaptive with steps",
+        "rtol 0",
+        "wrong D",
+        "a list",
+        "not a field",
+        "unknown divergence",
+        "unknown probe",
+        "NaN",
+        "dim 0",
+        "negative n",
+        "a discrete flow",
+        "data of the wrong D",
+        "no steps",
+    ],
+)
+def test_bad_arguments_get_clear_errors(call, error, words):
+    field = C.VelocityField(2, hidden=(4,))
+    with pytest.raises(error) as info:
+        call(field)
+    assert words in str(info.value)

@@ -9,23 +9,56 @@ entropy ``H(p)``, so where the data's density is known the gap
 ``NLL - H(p)`` estimates ``KL(p || q)``, what the model has left to learn (a
 finite sample scatters around it, so a small negative gap can happen).
 
-For an unnormalized target ``p~ = Z p`` (variational inference),
-``E_q[log q(x) - log p~(x)] + log Z = KL(q || p)``, estimated from the flow's
-own samples.
+For an unnormalized target ``p~ = Z p`` (variational inference; ``Z`` is the
+evidence when ``p~`` is a prior times a likelihood), with ``x ~ q`` and the
+log-weights ``log w(x) = log p~(x) - log q(x)``:
+
+    ELBO = E_q[log w] = log Z - KL(q || p) <= log Z,
+    KL(q || p) = -ELBO + log Z,
+    Z = E_q[w],  so  log Z ~= log((1/n) sum_i w_i)          (importance sampling),
+    ESS = (sum_i w_i)^2 / sum_i w_i^2 = 1 / sum_i wbar_i^2   (wbar_i = w_i / sum_j w_j).
+
+The importance-sampling estimate of ``Z`` is unbiased; that of ``log Z`` is
+biased low by about ``Var(w) / (2 n E[w]^2)`` (Jensen), and its standard error
+is about ``sqrt(1/ESS - 1/n)`` (delta method). The effective sample size (Kong
+1992) says how many independent draws of ``p`` the weighted sample is worth:
+``n`` when ``q = p``, 1 when one weight dominates. Everything is computed from
+log-weights with log-sum-exp, since ``w`` itself overflows or underflows.
+
+References: Rezende and Mohamed (2015), "Variational Inference with Normalizing
+Flows", arXiv:1505.05770; Kong (1992), "A note on importance sampling using
+standardized weights", Technical report 348, University of Chicago.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .validate import as_model_dtype, check_finite, check_int, dtype_device, make_generator
+from .validate import (
+    as_model_dtype,
+    check_finite,
+    check_int,
+    check_number,
+    dtype_device,
+    make_generator,
+)
 
-__all__ = ["gap_to_entropy", "nll", "reverse_kl"]
+__all__ = [
+    "Evidence",
+    "effective_sample_size",
+    "elbo",
+    "gap_to_entropy",
+    "log_evidence",
+    "log_mean_exp",
+    "nll",
+    "reverse_kl",
+]
 
 
 def check_model(flow: object, where: str) -> None:
@@ -154,7 +187,46 @@ def gap_to_entropy(flow: nn.Module, dataset: object, data: Tensor | np.ndarray) 
     return nll(flow, data) - h
 
 
-@torch.no_grad()
+def _log_weights(
+    flow: nn.Module,
+    log_density: Callable[[Tensor], Tensor] | object,
+    n: int,
+    batch_size: int,
+    seed: int | None,
+    generator: torch.Generator | None,
+    where: str,
+) -> Tensor:
+    """``log p~(x) - log q(x)`` for ``n`` samples ``x ~ q`` of the flow, in float64, shape (n,).
+
+    Drawn in batches, without gradients and in ``eval()`` mode.
+    """
+    if not callable(getattr(flow, "sample_and_log_prob", None)):
+        raise TypeError(
+            f"{where}: `flow` must have a sample_and_log_prob method (an nfcourse.Flow), "
+            f"got {type(flow).__name__}."
+        )
+    log_p = as_log_density(log_density, where)
+    n = check_int(n, "n", where)
+    batch_size = check_int(batch_size, "batch_size", where)
+    _, device = dtype_device(flow) if isinstance(flow, nn.Module) else (None, None)
+    gen = make_generator(seed, generator, where, device)
+    parts = []
+    with torch.no_grad(), _eval_mode(flow):
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            x, log_q = flow.sample_and_log_prob(m, generator=gen)
+            lp = log_p(x)
+            check_log_density_output(lp, m, where)
+            parts.append((lp - log_q).double())
+    return torch.cat(parts)
+
+
+def _mean_and_se(values: Tensor) -> tuple[float, float]:
+    n = values.numel()
+    se = values.std().item() / math.sqrt(n) if n > 1 else float("nan")
+    return values.mean().item(), se
+
+
 def reverse_kl(
     flow: nn.Module,
     log_density: Callable[[Tensor], Tensor] | object,
@@ -170,27 +242,128 @@ def reverse_kl(
     ``KL(q || p) = E_q[log q(x) - log p~(x)] + log Z`` for a target
     ``p = p~ / Z``. With ``log_normalizer = log Z`` of the target the estimate
     is the KL itself (>= 0, and 0 only when ``q = p``); with the default 0 it
-    is the training objective of :func:`fit_reverse_kl`. A ``log_prob`` that is
-    already normalized (a torch distribution's, an ``nfcourse.energies``
-    ``Energy``'s) has ``log Z = 0``: leave the default then.
+    is the training objective of :func:`fit_reverse_kl`, minus the ELBO. A
+    ``log_prob`` that is already normalized (a torch distribution's, an
+    ``nfcourse.energies`` ``Energy``'s) has ``log Z = 0``: leave the default then.
 
     Returns:
         ``(estimate, standard_error)``, the standard error of the mean over ``n`` samples.
     """
     where = "reverse_kl"
-    log_p = as_log_density(log_density, where)
-    n = check_int(n, "n", where)
-    batch_size = check_int(batch_size, "batch_size", where)
-    _, device = dtype_device(flow) if isinstance(flow, nn.Module) else (None, None)
-    gen = make_generator(seed, generator, where, device)
-    diffs = []
-    with _eval_mode(flow):
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            x, log_q = flow.sample_and_log_prob(m, generator=gen)
-            lp = log_p(x)
-            check_log_density_output(lp, m, where)
-            diffs.append((log_q - lp).double())
-    d = torch.cat(diffs)
-    se = d.std().item() / math.sqrt(n) if n > 1 else float("nan")
-    return d.mean().item() + float(log_normalizer), se
+    log_normalizer = check_number(log_normalizer, "log_normalizer", where, example="1.8775")
+    log_w = _log_weights(flow, log_density, n, batch_size, seed, generator, where)
+    mean, se = _mean_and_se(-log_w)
+    return mean + log_normalizer, se
+
+
+def elbo(
+    flow: nn.Module,
+    log_density: Callable[[Tensor], Tensor] | object,
+    n: int = 10_000,
+    *,
+    batch_size: int = 8192,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[float, float]:
+    """The evidence lower bound ``E_q[log p~(x) - log q(x)]`` in nats, with its standard error.
+
+    ``ELBO = log Z - KL(q || p)``: never above the log evidence ``log Z``, equal
+    to it only when ``q = p``. Estimated from ``n`` samples of the flow
+    (``sample_and_log_prob``), without gradients; :func:`fit_reverse_kl`
+    maximizes it (it minimizes ``-ELBO``).
+
+    Returns:
+        ``(estimate, standard_error)``.
+    """
+    log_w = _log_weights(flow, log_density, n, batch_size, seed, generator, "elbo")
+    return _mean_and_se(log_w)
+
+
+def _check_log_weights(log_w: object, where: str) -> Tensor:
+    if not isinstance(log_w, Tensor) or not log_w.is_floating_point() or log_w.dim() < 1:
+        got = (
+            f"a tensor of dtype {log_w.dtype} and shape {tuple(log_w.shape)}"
+            if isinstance(log_w, Tensor)
+            else type(log_w).__name__
+        )
+        raise TypeError(
+            f"{where}: `log_w` must be a floating-point tensor of log-weights, one per sample "
+            f"in its last dimension, got {got}."
+        )
+    if log_w.shape[-1] < 1:
+        raise ValueError(f"{where}: `log_w` is empty; pass at least one log-weight.")
+    if torch.isnan(log_w).any():
+        raise ValueError(
+            f"{where}: `log_w` contains NaN. A log-weight is log p~(x) - log q(x): check that "
+            "both are finite at the samples."
+        )
+    return log_w
+
+
+def log_mean_exp(log_w: Tensor) -> Tensor:
+    """``log((1/n) sum_i exp(log_w_i))`` over the last dimension, without overflow.
+
+    ``log_w`` of shape ``(*, n)``; returns ``(*)``. Computed as
+    ``logsumexp(log_w) - log n``: the largest term is taken out before ``exp``, so
+    log-weights of 1000 (``exp`` overflows) or -1000 (``exp`` underflows to 0) work.
+    """
+    log_w = _check_log_weights(log_w, "log_mean_exp")
+    return torch.logsumexp(log_w, dim=-1) - math.log(log_w.shape[-1])
+
+
+def effective_sample_size(log_w: Tensor) -> Tensor:
+    """Kong's effective sample size ``(sum_i w_i)^2 / sum_i w_i^2`` from log-weights.
+
+    ``log_w`` of shape ``(*, n)``; returns ``(*)``, between 1 and ``n``. Equal to
+    ``1 / sum_i wbar_i^2`` with the normalized weights ``wbar_i = w_i / sum_j w_j``;
+    computed as ``exp(2 logsumexp(log_w) - logsumexp(2 log_w))``, so it does not
+    depend on the (unknown) scale of the weights and never overflows.
+    """
+    log_w = _check_log_weights(log_w, "effective_sample_size")
+    return torch.exp(2 * torch.logsumexp(log_w, dim=-1) - torch.logsumexp(2 * log_w, dim=-1))
+
+
+class Evidence(NamedTuple):
+    """An importance-sampling estimate of the log evidence (see :func:`log_evidence`).
+
+    Attributes:
+        log_z: the estimate of ``log Z = log E_q[p~ / q]``, in nats.
+        se: its approximate standard error, ``sqrt(1/ESS - 1/n)`` (delta method).
+        ess: Kong's effective sample size of the weights, between 1 and ``n``.
+        n: the number of samples drawn from the flow.
+        elbo: the ELBO ``E_q[log w]`` from the same samples (a lower bound, in expectation).
+    """
+
+    log_z: float
+    se: float
+    ess: float
+    n: int
+    elbo: float
+
+
+def log_evidence(
+    flow: nn.Module,
+    log_density: Callable[[Tensor], Tensor] | object,
+    n: int = 10_000,
+    *,
+    batch_size: int = 8192,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Evidence:
+    """Importance-sampling estimate of the log evidence ``log Z`` with the flow as proposal.
+
+    Draws ``x_1..x_n ~ q``, forms the log-weights ``log w_i = log p~(x_i) -
+    log q(x_i)`` and returns ``log((1/n) sum_i w_i)`` (:func:`log_mean_exp`), its
+    standard error, the effective sample size (:func:`effective_sample_size`)
+    and the ELBO of the same samples. A guide that misses part of the target's mass
+    gives a small ESS and an estimate that is too low, and its standard error
+    cannot show it: the weights that would correct it are never drawn.
+
+    Returns:
+        An :class:`Evidence` ``(log_z, se, ess, n, elbo)``.
+    """
+    log_w = _log_weights(flow, log_density, n, batch_size, seed, generator, "log_evidence")
+    ess = effective_sample_size(log_w).item()
+    n = log_w.numel()
+    se = math.sqrt(max(1 / ess - 1 / n, 0.0))
+    return Evidence(log_mean_exp(log_w).item(), se, ess, n, log_w.mean().item())

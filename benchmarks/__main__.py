@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from . import ablation, lesson_times, models, quality, report, speed, vi
+from . import ablation, lesson_times, models, quality, report, speed, tabular, vi
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_THREADS = 1
@@ -34,6 +34,7 @@ BUDGETS = {
     "full": {
         "quality": quality.QualityConfig(),
         "ablation": ablation.AblationConfig(),
+        "tabular": tabular.TabularConfig(),
         "speed": speed.SpeedConfig(),
         "vi": vi.VIConfig(),
         "lessons": {"folder": "solutions", "runs": 3},
@@ -43,6 +44,9 @@ BUDGETS = {
             datasets=("moons", "rings"), seeds=(0,), steps=5, n_train=512, n_test=1000
         ),
         "ablation": ablation.AblationConfig(datasets=("moons",)),
+        "tabular": tabular.TabularConfig(
+            dims=(3,), seeds=(0,), steps=5, n_train=512, n_test=1000, entropy_samples=10_000
+        ),
         "speed": speed.SpeedConfig(dims=(2,), threads=(1,), repeats=2, min_time=0.0),
         "vi": vi.VIConfig(
             layers=(2,),
@@ -81,9 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("overrides (any of them marks the page as partial)")
     g.add_argument("--datasets", nargs="+", help="quality: datasets")
     g.add_argument("--models", nargs="+", help="quality: models as library:Name")
-    g.add_argument("--seeds", nargs="+", type=int, help="quality and vi: seeds")
-    g.add_argument("--steps", type=int, help="quality: training steps")
+    g.add_argument("--seeds", nargs="+", type=int, help="quality, tabular and vi: seeds")
+    g.add_argument("--steps", type=int, help="quality and tabular: training steps")
     g.add_argument("--dims", nargs="+", type=int, help="speed: dimensions")
+    g.add_argument("--tabular-dims", nargs="+", type=int, help="tabular: mixture dimensions")
+    g.add_argument("--tabular-models", nargs="+", help="tabular: models as library:Name")
     g.add_argument("--threads", nargs="+", type=int, help="speed: torch thread counts")
     g.add_argument("--repeats", type=int, help="speed: timed repeats")
     g.add_argument("--vi-layers", nargs="+", type=int, help="vi: planar depths K")
@@ -120,6 +126,12 @@ def _configs(args: argparse.Namespace) -> tuple[dict, list[str]]:
         "steps": pick("vi-steps", args.vi_steps),
         "seeds": args.seeds and tuple(args.seeds),
     }
+    t_over = {
+        "dims": pick("tabular-dims", args.tabular_dims and tuple(args.tabular_dims)),
+        "models": pick("tabular-models", args.tabular_models and tuple(args.tabular_models)),
+        "seeds": args.seeds and tuple(args.seeds),
+        "steps": args.steps,
+    }
     lessons = dict(base["lessons"])
     if pick("notebooks", args.notebooks):
         lessons["folder"] = args.notebooks
@@ -131,6 +143,7 @@ def _configs(args: argparse.Namespace) -> tuple[dict, list[str]]:
     configs = {
         "quality": replace(q, **{k: x for k, x in q_over.items() if x is not None}),
         "ablation": a,
+        "tabular": replace(base["tabular"], **{k: x for k, x in t_over.items() if x is not None}),
         "speed": replace(s, **{k: x for k, x in s_over.items() if x is not None}),
         "vi": replace(v, **{k: x for k, x in v_over.items() if x is not None}),
         "lessons": lessons,
@@ -237,6 +250,8 @@ def _run_sections(
                 "config": {**asdict(cfg), "quality": asdict(configs["quality"])},
                 "rows": rows,
             }
+        elif section == "tabular":
+            results["tabular"] = {"config": asdict(cfg), "rows": tabular.run(cfg, used, _log)}
         elif section == "speed":
             results["speed"] = {"config": asdict(cfg), "rows": speed.run(cfg, used, _log)}
         elif section == "vi":
@@ -250,6 +265,7 @@ def _run_sections(
     meta["machine"]["load_end"] = _load()
     meta["seeds"] = {
         "quality": ", ".join(map(str, configs["quality"].seeds)),
+        "tabular": ", ".join(map(str, configs["tabular"].seeds)),
         "VI": ", ".join(map(str, configs["vi"].seeds)),
         "speed": str(configs["speed"].seed),
     }

@@ -26,6 +26,7 @@ from . import speed  # noqa: E402
 SECTIONS = {
     "quality": "Quality at equal budget",
     "ablation": "What made the difference",
+    "tabular": "Beyond two dimensions: Gaussian mixtures",
     "speed": "Speed",
     "vi": "Variational inference: planar flows on U1",
     "lessons": "Lesson run times",
@@ -154,6 +155,8 @@ def _targets(results: dict) -> list[str]:
                     f"{ours.mean():.3f} vs {ref.mean():.3f}" + (noise if len(diff) > 1 else ""),
                     _verdict(diff.mean() <= 0, miss),
                 ])
+    if "tabular" in results:
+        rows += _tabular_targets(results["tabular"]["rows"])
     if "speed" in results:
         df = pd.DataFrame(results["speed"]["rows"])
         step = df[df.op == STEP_OP]
@@ -367,6 +370,112 @@ def _ablation(rows: list[dict], cfg: dict) -> list[str]:
 
 
 # ----------------------------------------------------------------------------
+# beyond two dimensions
+
+
+def _paired(df: pd.DataFrame, label: str, reference: str) -> pd.Series:
+    """``gap(label) - gap(reference)`` by seed (same data, same minibatches)."""
+    ref = df[df.label == reference].set_index("seed")["gap"].astype(float)
+    return (df[df.label == label].set_index("seed")["gap"].astype(float) - ref).dropna()
+
+
+def _tabular_targets(rows: list[dict]) -> list[list[str]]:
+    df = pd.DataFrame(rows)
+    out = []
+    for dim in sorted(set(df["dim"])):
+        sub = df[df.dim == dim]
+        for lab, reference in PAIRS:
+            diff = _paired(sub, lab, reference)
+            if diff.empty:
+                continue
+            se = diff.std() / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
+            ours = sub[sub.label == lab]["gap"].astype(float).mean()
+            ref = sub[sub.label == reference]["gap"].astype(float).mean()
+            miss = f"by {diff.mean():.3f} nats"
+            if not math.isnan(se) and diff.mean() <= 2 * se:
+                miss += ", within seed noise"
+            noise = f"; paired {diff.mean():+.3f} +- {se:.3f}" if len(diff) > 1 else ""
+            out.append(
+                [
+                    f"{lab} gap on the D = {dim} mixture <= {reference}'s",
+                    f"{ours:.3f} vs {ref:.3f}{noise}; no worse on {int((diff <= 0).sum())} of "
+                    f"{len(diff)} seeds",
+                    _verdict(diff.mean() <= 0, miss),
+                ]
+            )
+    return out
+
+
+def _tabular(rows: list[dict], cfg: dict) -> list[str]:
+    df = pd.DataFrame(rows)
+    dims = sorted(set(df["dim"]))
+    entropy = df.groupby("dim")[["entropy", "entropy_se"]].first()
+    lines = [
+        f"Fixed random mixtures of {cfg['components']} correlated Gaussians in D = "
+        + ", ".join(map(str, dims))
+        + " (`nfcourse.data.mixtures.Mixture(D, seed="
+        + f"{cfg['mixture_seed']})`), trained by the quality section's loop and budget "
+        f"({cfg['steps']} steps, batch {cfg['batch_size']}, lr {cfg['lr']:g}, "
+        f"{cfg['layers']} layers, hidden {tuple(cfg['hidden'])}; {cfg['n_train']:,} training "
+        f"and {cfg['n_test']:,} test points per seed, seeds {tuple(cfg['seeds'])}). The "
+        "log-density is exact; the entropy has no closed form and is the mean of -log p over "
+        f"{cfg['entropy_samples']:,} points: "
+        + ", ".join(
+            f"D = {d}: {entropy.loc[d, 'entropy']:.4f} +- {entropy.loc[d, 'entropy_se']:.4f}"
+            for d in dims
+        )
+        + " nats (standard error). That error shifts every model's gap alike, so it "
+        "cancels from the paired differences.",
+        "",
+        "Gap to the entropy (nats), mean +- standard error over seeds:",
+        "",
+    ]
+    labels = list(dict.fromkeys(df["label"]))
+
+    def cell(values: pd.Series) -> str:
+        values = values.astype(float).dropna()
+        if values.empty:
+            return "—"
+        if len(values) == 1:
+            return _f(values.mean())
+        return f"{values.mean():.3f} +- {values.std() / math.sqrt(len(values)):.3f}"
+
+    table = []
+    for lab in labels:
+        sub = df[df.label == lab]
+        params = "/".join(
+            str(int(sub[sub.dim == d]["params"].iloc[0])) for d in dims if (sub.dim == d).any()
+        )
+        ms = _f(sub["ms_per_step"].median(), 1)
+        table.append([lab, *[cell(sub[sub.dim == d]["gap"]) for d in dims], params, ms])
+    lines += _table(["model", *[f"D = {d}" for d in dims], "parameters", "ms/step (median)"], table)
+    lines += [
+        "Paired by seed: the mean difference of gaps from zuko's flow of the same kind "
+        "+- its standard error, and on how many seeds nfcourse's is no worse:",
+        "",
+    ]
+    table = []
+    for lab, reference in PAIRS:
+        cells = []
+        for d in dims:
+            diff = _paired(df[df.dim == d], lab, reference)
+            if diff.empty:
+                cells.append("—")
+                continue
+            se = diff.std() / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
+            noise = f" +- {se:.3f}" if len(diff) > 1 else ""
+            cells.append(f"{diff.mean():+.3f}{noise} ({int((diff <= 0).sum())}/{len(diff)})")
+        if any(c != "—" for c in cells):
+            table.append([f"{lab} - {reference}", *cells])
+    if table:
+        lines += _table(["difference", *[f"D = {d}" for d in dims]], table)
+    diverged = df[df["diverged_at"].notna()]
+    if len(diverged):
+        lines += [f"{len(diverged)} runs diverged (NaN loss); their gaps are left out.", ""]
+    return lines
+
+
+# ----------------------------------------------------------------------------
 # speed
 
 
@@ -541,6 +650,8 @@ def render(results: dict, figures: Path) -> str:
             lines += _quality(section["rows"], section["config"], used, figures)
         elif key == "ablation":
             lines += _ablation(section["rows"], section["config"])
+        elif key == "tabular":
+            lines += _tabular(section["rows"], section["config"])
         elif key == "speed":
             lines += _speed(section["rows"], section["config"], figures)
         elif key == "vi":

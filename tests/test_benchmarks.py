@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as bench  # noqa: E402
-from benchmarks import ablation, models, report  # noqa: E402
+from benchmarks import ablation, models, report, tabular  # noqa: E402
 
 OTHERS = ("zuko", "nflows")
 
@@ -79,6 +79,13 @@ def test_whole_suite_smoke(tmp_path, tiny_lessons):
     for name in ("RealNVP", "MAF"):
         for variant in ablation.VARIANTS:
             assert f"| {name} | {variant} |" in what_mattered, (name, variant)
+    beyond = _section(page, "tabular")
+    for lib in {models.parse_model(m)[0] for m in tabular.MODELS} & set(used):
+        assert f"| {lib} MAF |" in beyond, lib
+    assert "| nfcourse RealNVP |" in beyond and "D = 3" in beyond
+    if "zuko" in used:
+        assert "| nfcourse MAF - zuko MAF |" in beyond
+        assert "nfcourse MAF gap on the D = 3 mixture <= zuko MAF's" in page
     assert "| nfcourse planar K=2 |" in _section(page, "vi")
     assert "| 00_tiny.ipynb |" in _section(page, "lessons")
     assert "Not run in this run" not in page
@@ -125,3 +132,46 @@ def test_ablation_variants_revert_exactly_one_default(name):
             assert torch.equal(log_prob, reference)
         else:
             assert (log_prob - reference).abs().max() > 1e-4, variant
+
+
+def test_tabular_pairs_models_on_the_same_data():
+    """Every model of a seed trains on the same points; the paired differences are right."""
+    cfg = tabular.TabularConfig(
+        dims=(3,),
+        seeds=(0, 1),
+        steps=2,
+        n_train=64,
+        n_test=128,
+        entropy_samples=1000,
+        models=("nfcourse:MAF", "nfcourse:RealNVP"),
+    )
+    seen = []
+
+    def build(lib, name, dim, layers, hidden, seed=None):
+        model = models.build(lib, name, dim, layers, hidden, seed=seed)
+        log_prob = model.log_prob
+
+        def spy(x):
+            seen.append((name, seed, x.shape[0], float(x.sum())))
+            return log_prob(x)
+
+        model.log_prob = spy
+        return model
+
+    rows = tabular.run(cfg, ["nfcourse"], log=lambda m: None, build=build)
+    assert [(r["dim"], r["seed"], r["model"]) for r in rows] == [
+        (3, 0, "MAF"),
+        (3, 0, "RealNVP"),
+        (3, 1, "MAF"),
+        (3, 1, "RealNVP"),
+    ]
+    for seed in (0, 1):  # the same minibatches and test points for both models
+        maf = [s[2:] for s in seen if s[:2] == ("MAF", seed)]
+        nvp = [s[2:] for s in seen if s[:2] == ("RealNVP", seed)]
+        assert maf == nvp and len(maf) > 2
+    assert all(r["gap"] == r["nll"] - r["entropy"] for r in rows)
+    diff = tabular.paired(rows, "nfcourse RealNVP", "nfcourse MAF")[3]
+    gaps = {(r["seed"], r["model"]): r["gap"] for r in rows}
+    d = [gaps[s, "RealNVP"] - gaps[s, "MAF"] for s in (0, 1)]
+    assert diff[0] == pytest.approx(sum(d) / 2) and diff[3] == 2
+    assert diff[1] == pytest.approx(abs(d[0] - d[1]) / 2)

@@ -4,6 +4,7 @@
 #   make browser-test   only the end-to-end test in headless Chromium (part of `make test`)
 #   make notebooks      regenerate notebooks/ from solutions/ (maintainers)
 #   make bench          benchmarks against zuko and nflows (docs/benchmarks.md)
+#   make grading        an nbgrader course folder, grading/ (docs/instructors.md)
 #
 # TORCH is the PyTorch the course was tested with. On this project's machines pip
 # takes a CPU build of it from local disk. On a Linux laptop, get a CPU build (a
@@ -22,7 +23,7 @@ STAMP := $(VENV)/.nfcourse-installed
 # settings are not touched, and still win over these.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/nfcourse.json
 
-.PHONY: lab test browser-test bench lint notebooks clean-venv
+.PHONY: lab test browser-test bench grading lint notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +58,11 @@ browser-test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_browser.py -v
 
 # Benchmarks against zuko and nflows, written to docs/benchmarks.md (about an hour on 2 cores).
+# An nbgrader course folder for a graded course: grading/source/NN_slug/ with the grading
+# metadata, and grading/nbgrader_config.py (docs/instructors.md, "A graded course").
+grading: $(STAMP)
+	$(PY) -m nfcourse nbgrader grading
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks

@@ -6,6 +6,7 @@ Commands:
     reset       restore a fresh exercise notebook (your version is kept as a copy)
     doctor      check that this environment is ready for the course
     generate    write notebooks/ from solutions/ (never loses an edited notebook)
+    nbgrader    write an nbgrader course folder (source notebooks with grading metadata)
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def list_lessons(root: Path) -> str:
         "  reset NN            restore a fresh exercise notebook NN; yours is kept as a copy",
         "  doctor              check Python, torch, JupyterLab and widgets; say what to fix",
         "  generate            write notebooks/ from solutions/ (never loses an edited notebook)",
+        "  nbgrader FOLDER     write an nbgrader course folder for a graded course",
     ]
     return "\n".join(lines)
 
@@ -326,6 +328,57 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+def cmd_nbgrader(args: argparse.Namespace) -> int:
+    from .grading import export
+
+    root = Path(args.root)
+    lessons, unknown = [], []
+    for key in args.lessons or ["*"]:
+        found = (
+            sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb"))
+            if key == "*"
+            else [p for p in [find_lesson(root, key)] if p]
+        )
+        lessons += [p for p in found if p not in lessons]
+        if not found:
+            unknown.append(key)
+    if unknown or not lessons:
+        names = ", ".join(repr(k) for k in unknown) or "none"
+        print(f"no such lesson in {root / 'solutions'}: {names}; the lessons are:", file=sys.stderr)
+        for path in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
+            print(f"  {path.name[:2]}  {path.stem}", file=sys.stderr)
+        return 2
+    try:
+        done = export(Path(args.folder), lessons, points=args.points, timeout=args.timeout)
+    except ExerciseFormatError as error:
+        print(f"solutions/{error}", file=sys.stderr)
+        return 1
+    except (BackupError, OSError) as error:
+        print(f"{args.folder}: nothing more written: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(done))
+    first = lessons[0].stem
+    print(
+        f"\nNext, in {args.folder}: `nbgrader generate_assignment {first}` writes the learners' "
+        f"version to release/{first}/; `nbgrader autograde {first}` grades submitted/*/{first}/ "
+        "(docs/instructors.md, 'A graded course')."
+    )
+    return 0
+
+
+def points(text: str) -> float:
+    """``--points``: points per exercise, a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of points per exercise, got {text!r}; e.g. --points 2"
+        )
+    return value
+
+
 def seconds(text: str) -> int:
     """``--timeout``: a positive whole number of seconds (0 would let a cell run forever)."""
     try:
@@ -358,7 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     reset.add_argument("lesson", help="the lesson: 04, 4, 04_coupling_flows or its file name")
     sub.add_parser("doctor", help="check this environment and say what to fix")
     gen = sub.add_parser("generate", help="write notebooks/ from solutions/")
-    for command in (reset, gen):
+    grade = sub.add_parser("nbgrader", help="write an nbgrader course folder (graded course)")
+    grade.add_argument("folder", help="the nbgrader course folder to write, e.g. grading")
+    grade.add_argument("lessons", nargs="*", help="lessons (04, 04_coupling_flows); default all")
+    grade.add_argument("--points", type=points, default=1, help="points per exercise (1)")
+    grade.add_argument(
+        "--timeout", type=seconds, default=300, help="seconds per cell when grading (300)"
+    )
+    for command in (reset, gen, grade):
         command.add_argument("--root", default=str(course_root()), help="the course folder")
     args = parser.parse_args(argv)
     if args.command == "reset":
@@ -371,5 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_check(args)
     if args.command == "generate":
         return cmd_generate(args)
+    if args.command == "nbgrader":
+        return cmd_nbgrader(args)
     print(list_lessons(course_root()))
     return 0

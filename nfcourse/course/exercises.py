@@ -74,6 +74,12 @@ class Exercise:
     def label(self) -> str:
         return f"Exercise {self.lesson}.{self.number}"
 
+    @property
+    def stub(self) -> str:
+        """What replaces the solution region (before indentation): the learner's starting point."""
+        message = json.dumps(f"{self.label}: {self.task}")
+        return f"# YOUR CODE HERE\nraise NotImplementedError({message})"
+
 
 def lesson_number(path: Path) -> int:
     match = LESSON.match(path.name)
@@ -100,9 +106,7 @@ def stub_cell_source(source: str, exercise: Exercise, where: str) -> str:
                     f"{where}, line {i}: put the solution region inside a function or class "
                     "body; a stub at the top level would raise and stop Run All."
                 )
-            message = json.dumps(f"{exercise.label}: {exercise.task}")
-            out.append(f"{inside}# YOUR CODE HERE")
-            out.append(f"{inside}raise NotImplementedError({message})")
+            out.extend(inside + line for line in exercise.stub.splitlines())
         elif stripped == END:
             if inside is None:
                 raise ExerciseFormatError(f"{where}, line {i}: {END} without {BEGIN}.")
@@ -278,11 +282,12 @@ def learner_changed(path: Path, fresh: nbformat.NotebookNode) -> bool:
         return True
 
 
-def backup(path: Path) -> Path:
-    """Copy ``path`` to ``<its folder>/.backups/<name>.<timestamp>.ipynb``; return the copy.
+def backup(path: Path, folder: Path | None = None) -> Path:
+    """Copy ``path`` to ``folder/<name>.<timestamp>.ipynb``; return the copy.
 
-    :class:`BackupError` (with what to do) when no copy can be made."""
-    folder = path.parent / ".backups"
+    ``folder`` is ``<its folder>/.backups`` unless given. :class:`BackupError` (with what
+    to do) when no copy can be made."""
+    folder = path.parent / ".backups" if folder is None else folder
     if folder.exists() and not folder.is_dir():
         raise BackupError(
             f"{folder} is a file, not a folder, and copies of your notebooks go there; "

@@ -1,4 +1,10 @@
-"""Variational inference: planar flows of K = 2, 8, 32 layers fitted to the energy U1.
+"""Variational inference: the energies U1-U4 fitted by reverse KL, with exact KLs.
+
+Two parts. The first: planar flows of K = 2, 8, 32 layers fitted to the energy U1, with
+the time to reach a target KL. The second (``VIConfig.flows``, off unless given, see
+:data:`FULL`): the course's flows of lesson 08 (planar, RealNVP, IAF, NSF, built by
+:data:`FLOWS`) on all four energies at the lesson's budget, with and without annealing,
+and the best flow of the lesson with a longer budget.
 
 The target ``p(z) = exp(-U1(z)) / Z`` of Rezende and Mohamed (2015) has a known
 normalizer (:mod:`nfcourse.energies`), so the reverse KL ``KL(q || p) = E_q[log q - log p]``
@@ -19,15 +25,31 @@ the target) and flags a run as collapsed when it is below 0.1 or above 0.9.
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import date
+from pathlib import Path
 
 import torch
 
+import nfcourse as nf
 from nfcourse import energies
+from nfcourse.evaluate import reverse_kl
 
 from . import models
+
+# The flows of lesson 08, built exactly as the lesson builds them.
+FLOWS: dict[str, Callable[[], nf.Flow]] = {
+    "planar": lambda: nf.planar_flow(2, layers=32),
+    "RealNVP": lambda: nf.realnvp(2, layers=6, hidden=(32, 32)),
+    "IAF": lambda: nf.iaf(2, layers=5, hidden=(32, 32)),
+    "NSF": lambda: nf.nsf(2, layers=3, hidden=(32, 32)),
+}
 
 
 @dataclass
@@ -47,6 +69,21 @@ class VIConfig:
     n_final: int = 20_000
     target_kl: float = 0.05  # nats: "reached" when the measured KL is at most this
     collapse: float = 0.1  # a side holding less than this fraction of the samples
+    # second part: the lesson's flows on every energy (off when ``flows`` is empty)
+    flows: tuple[str, ...] = ()
+    energies: tuple[str, ...] = ("U1", "U2", "U3", "U4")
+    flow_seeds: tuple[int, ...] = (0, 1)
+    flow_steps: int = 300  # the lesson's budget
+    flow_lr: float = 1e-2
+    flow_anneal_steps: int = 60  # and 0, for the comparison
+    long_flows: tuple[str, ...] = ("NSF",)
+    long_steps: int = 2000
+    long_lr: float = 5e-3
+    long_anneal_steps: int = 200
+
+
+# The full second part (the planar-depth part keeps its defaults).
+FULL = VIConfig(flows=tuple(FLOWS))
 
 
 @torch.no_grad()
@@ -131,3 +168,121 @@ def run(cfg: VIConfig, log=print) -> tuple[list[dict], list[dict]]:
                 f"{result['seconds']:.1f} s"
             )
     return rows, curves
+
+
+# ----------------------------------------------------------------------------
+# second part: the lesson's flows on all four energies
+
+
+def fit_flow(
+    flow: str, energy: str, seed: int, steps: int, lr: float, anneal_steps: int, cfg: VIConfig
+) -> dict:
+    """One reverse-KL fit of a lesson flow with :func:`nfcourse.fit_reverse_kl`; one row."""
+    target = energies.get(energy)
+    log_z = target.log_normalizer  # computed (and cached) before the clock starts
+    torch.manual_seed(seed)
+    model = FLOWS[flow]()
+    diverged = None
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", nf.train.DivergenceWarning)
+        try:
+            nf.fit_reverse_kl(
+                model,
+                lambda z: -target.energy(z),
+                steps=steps,
+                n_samples=cfg.n_samples,
+                lr=lr,
+                anneal_steps=anneal_steps,
+                seed=seed,
+                progress=False,
+            )
+        except nf.train.NonFiniteLossError as err:
+            diverged = err.step
+    seconds = time.perf_counter() - start
+    kl, se = reverse_kl(
+        model, lambda z: -target.energy(z), n=cfg.n_final, log_normalizer=log_z, seed=10_000 + seed
+    )
+    return {
+        "part": "energies",
+        "flow": flow,
+        "energy": energy,
+        "seed": seed,
+        "steps": steps,
+        "lr": lr,
+        "anneal_steps": anneal_steps,
+        "kl": kl,
+        "se": se,
+        "seconds": seconds,
+        "diverged_at": diverged,
+        "exploded": any(issubclass(w.category, nf.train.DivergenceWarning) for w in caught),
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+def run_energies(cfg: VIConfig, log=print, save: Callable[[list[dict]], None] | None = None):
+    """Every lesson flow on every energy at the lesson's budget (annealed and not), then
+    the ``long_flows`` with the longer budget. ``save(rows)`` is called after every run."""
+    plan = []
+    for energy in cfg.energies:
+        for flow in cfg.flows:
+            for anneal in dict.fromkeys((cfg.flow_anneal_steps, 0)):
+                plan += [
+                    (flow, energy, s, cfg.flow_steps, cfg.flow_lr, anneal) for s in cfg.flow_seeds
+                ]
+    for energy in cfg.energies:
+        for flow in cfg.long_flows:
+            plan += [
+                (flow, energy, s, cfg.long_steps, cfg.long_lr, cfg.long_anneal_steps)
+                for s in cfg.flow_seeds
+            ]
+    fit_flow(cfg.flows[0], cfg.energies[0], 0, 2, cfg.flow_lr, 0, cfg)  # warm-up, not timed
+    rows = []
+    for flow, energy, seed, steps, lr, anneal in plan:
+        row = fit_flow(flow, energy, seed, steps, lr, anneal, cfg)
+        rows.append(row)
+        log(
+            f"vi {flow:8s} {energy} seed {seed}, {steps} steps, anneal {anneal}: "
+            f"KL {row['kl']:.4f} +- {row['se']:.4f}, {row['seconds']:.1f} s"
+        )
+        if save is not None:
+            save(rows)
+    return rows
+
+
+def run_all(cfg: VIConfig, log=print) -> tuple[list[dict], list[dict]]:
+    """Both parts: the planar depths on U1 (:func:`run`), then :func:`run_energies`."""
+    rows, curves = run(cfg, log) if cfg.layers else ([], [])
+    if cfg.flows:
+        rows += run_energies(cfg, log)
+    return rows, curves
+
+
+def main(argv: list[str]) -> None:
+    """``python -m benchmarks.vi [output.json]``: :data:`FULL` without the planar depths."""
+    torch.set_num_threads(1)
+    output = Path(argv[0] if argv else "docs/benchmarks-vi.json")
+    cfg = replace(FULL, layers=())
+    start = time.perf_counter()
+
+    def save(rows: list[dict], done: bool = False) -> None:
+        results = {
+            "meta": {
+                "date": date.today().isoformat(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "seconds": time.perf_counter() - start,
+                "command": "python -m benchmarks.vi " + " ".join(argv),
+                "complete": done,
+            },
+            "vi": {"config": asdict(cfg), "rows": rows, "curves": []},
+        }
+        output.write_text(json.dumps(results, indent=1) + "\n")
+
+    rows = run_energies(cfg, lambda line: print(line, flush=True), save)
+    save(rows, done=True)
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -177,8 +177,11 @@ def train(
     an Adam step on the mean bits/dim (the mean NLL over ``D ln 2``), the learning rate
     decaying along a half cosine. The first step is preceded by one pass of 512
     dequantized images, which sets the flow's actnorms (their data-dependent
-    initialization). ``seconds``: stop after this much wall-clock time instead
-    (the cosine still spans ``steps``). Returns each step's training bits/dim.
+    initialization). ``seconds``: a budget of wall-clock time instead of steps (for
+    comparisons at equal training time): the learning rate then decays along the
+    half cosine over the elapsed time, and training stops at the first step that
+    starts after the budget (``steps`` is then only an upper bound). Returns each
+    step's training bits/dim.
     """
     where = "images.train"
     pixels = digits.check_pixels(pixels, where)
@@ -190,10 +193,17 @@ def train(
     with torch.no_grad():  # actnorm's data-dependent initialization, on a larger batch
         first = pixels[torch.randint(len(pixels), (min(512, len(pixels)),), generator=g)]
         flow.log_prob(digits.dequantize(first, generator=g))
+    if seconds is not None:
+        seconds = check_number(seconds, "seconds", where, positive=True, example="30")
     optimizer = torch.optim.Adam([p for p in flow.parameters() if p.requires_grad], lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     losses, start = [], time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):
+        elapsed = time.perf_counter() - start
+        if seconds is not None and elapsed > seconds:
+            break
+        done = elapsed / seconds if seconds is not None else step / steps
+        for group in optimizer.param_groups:  # a half cosine from lr to 0
+            group["lr"] = lr * (1 + math.cos(math.pi * done)) / 2
         batch = pixels[torch.randint(len(pixels), (batch_size,), generator=g)]
         v = digits.dequantize(batch, generator=g)
         loss = -flow.log_prob(v).mean() / (dim * math.log(2))
@@ -201,15 +211,12 @@ def train(
         loss.backward()
         nn.utils.clip_grad_norm_(flow.parameters(), clip_grad)
         optimizer.step()
-        schedule.step()
         losses.append(loss.item())
         if not math.isfinite(losses[-1]):
             raise FloatingPointError(
                 f"{where}: the loss became {losses[-1]} at step {len(losses)}. Lower lr "
                 f"(lr={lr / 3:.2g}) or clip_grad."
             )
-        if seconds is not None and time.perf_counter() - start > seconds:
-            break
     flow.eval()
     return losses
 

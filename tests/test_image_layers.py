@@ -232,3 +232,15 @@ def test_bad_arguments_are_clear_errors(build, match):
 def test_actnorm_initialize_needs_two_values_per_channel():
     with pytest.raises(ValueError, match="at least two values per channel"):
         image.ActNorm((2, 1, 1)).initialize(torch.zeros(1, 2))
+
+
+def test_montage_places_every_image_and_blanks_the_rest():
+    from nfcourse.viz.images import montage
+
+    pictures = torch.arange(5 * 64).reshape(5, 64) % 17
+    grid = montage(pictures, cols=3)
+    assert grid.shape == (2 * 9 - 1, 3 * 9 - 1)
+    assert (grid[9:17, 9:17] == pictures[4].reshape(8, 8).numpy()).all()
+    assert math.isnan(grid[8, 0]) and math.isnan(grid[9, 18])  # a gap, the empty place
+    with pytest.raises(ValueError, match="empty"):
+        montage(torch.zeros(0, 64), cols=3)

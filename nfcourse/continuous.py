@@ -116,6 +116,7 @@ __all__ = [
     "gaussian_target_field",
     "log_prob",
     "solve",
+    "trajectories",
 ]
 
 ADAPTIVE = ("dopri5",)
@@ -313,6 +314,34 @@ def solve(
     with torch.no_grad():
         path = _odeint(rhs, x, t0, t1, method, steps, rtol, atol, x)
     return path[-1], rhs.nfe
+
+
+def trajectories(
+    field: Field,
+    x: Tensor,
+    times: Tensor | Sequence[float],
+    *,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> Tensor:
+    """The points ``x`` (at ``times[0]``) carried by the flow, at every one of ``times``.
+
+    One adaptive (dopri5) solve that reports the solution at each time: shape ``(T, N, D)``,
+    ``[0]`` being ``x`` itself. For pictures of the paths.
+    """
+    where = "trajectories"
+    x = _check_x(x, field, where)
+    times = torch.as_tensor(times, dtype=x.dtype, device=x.device)
+    if times.dim() != 1 or len(times) < 2:
+        raise ValueError(
+            f"{where}: `times` must be a 1-D sequence of at least 2 times, got shape "
+            f"{tuple(times.shape)}. Pass e.g. torch.linspace(0, 1, 11)."
+        )
+    _, _, rtol, atol = _check_solver("dopri5", None, rtol, atol, where)
+    from torchdiffeq import odeint
+
+    with torch.no_grad():
+        return odeint(_Counted(lambda t, y: field(y, t)), x, times, rtol=rtol, atol=atol)
 
 
 def log_prob(

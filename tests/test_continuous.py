@@ -311,3 +311,31 @@ def test_bad_arguments_get_clear_errors(call, error, words):
     with pytest.raises(error) as info:
         call(field)
     assert words in str(info.value)
+
+
+# --- paths and pictures --------------------------------------------------------------------
+
+
+def test_trajectories_start_at_the_points_and_end_where_solve_ends():
+    field = random_field(seed=3)
+    z = torch.randn(20, 2, dtype=F64)
+    path = C.trajectories(field, z, torch.linspace(0, 1, 6), **TIGHT)
+    end, _ = C.solve(field, z, **TIGHT)
+    assert path.shape == (6, 20, 2)
+    assert torch.equal(path[0], z)
+    assert (path[-1] - end).abs().max() < 1e-7
+    with pytest.raises(ValueError, match="at least 2 times"):
+        C.trajectories(field, z, [0.0])
+
+
+def test_plot_trajectories_draws_one_line_per_point():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nfcourse.viz.continuous import plot_trajectories
+
+    ax = plot_trajectories(C.VelocityField(2, hidden=(8,)), torch.randn(15, 2), times=5)
+    assert len(ax.lines) == 15
+    plt.close(ax.figure)

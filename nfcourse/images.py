@@ -57,7 +57,7 @@ def image_flow(
     shape: Sequence[int] = digits.SHAPE,
     levels: int = digits.LEVELS,
     hidden: int = 32,
-    depth: Sequence[int] = (4, 4, 4),
+    depth: Sequence[int] = (2, 4, 4),
     alpha: float = 0.05,
 ) -> Flow:
     """A small multi-scale flow for images in the manner of RealNVP and Glow.

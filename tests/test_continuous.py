@@ -339,3 +339,32 @@ def test_plot_trajectories_draws_one_line_per_point():
     ax = plot_trajectories(C.VelocityField(2, hidden=(8,)), torch.randn(15, 2), times=5)
     assert len(ax.lines) == 15
     plt.close(ax.figure)
+
+
+# --- the benchmark runs end to end -------------------------------------------------------------
+
+
+def test_the_benchmark_runs_and_renders_its_section(tmp_path):
+    """A smoke test at a tiny budget: one row per (data set, model, seed), the page says
+    whether the target is met; nothing here is timed or compared."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import continuous as bench
+
+    cfg = bench.ContinuousConfig(
+        seeds=(0, 1), budget_s=0.3, n_train=500, n_test=100, n_time=20, field_hidden=(8,),
+        hidden=(8,), layers=2,
+    )  # fmt: skip
+    rows = bench.run(cfg, log=lambda message: None)
+    assert len(rows) == 2 * 3 * 2
+    assert all(r["steps"] >= 1 and math.isfinite(r["gap"]) for r in rows)
+    results = {
+        "meta": {"date": "today", "machine": "here", "load": "low"},
+        "config": {**bench.asdict(cfg), "lr": bench.LEARNING_RATES},
+        "rows": rows,
+    }
+    page = "\n".join(bench.markdown(results, tmp_path))
+    assert "| checkerboard | flow matching |" in page and "| rings | NSF |" in page
+    assert page.count("the target (no worse than the best discrete flow) is") == 2

@@ -118,3 +118,38 @@ def test_bad_arguments_are_clear_errors():
         digits.load(seed=-1)
     with pytest.raises(ValueError, match="`levels`"):
         digits.bits_per_dim_unit(torch.zeros(2), levels=1)
+
+
+def test_benchmark_section_renders_and_judges_the_targets():
+    """benchmarks/digits.py's page section, from made-up results (no training here)."""
+    import sys
+    from dataclasses import asdict
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import digits as bench
+
+    def rows(model, bits, extra=True):
+        more = {"steps": 100, "params": 1000, "train_s": 1.0} if extra else {}
+        return [
+            {"model": model, "seed": s, "bits": b, "se_test": 0.01, **more}
+            for s, b in enumerate(bits)
+        ]
+
+    results = {
+        "meta": {"date": "2026-12-02", "machine": "test", "load": "0"},
+        "config": asdict(bench.DigitsConfig()),
+        "rows": rows("independent pixels", [2.43], extra=False)
+        + rows("Gaussian", [2.94, 2.95, 2.93], extra=False)
+        + rows(bench.IMAGE_FLOW, [2.10, 2.12, 2.14])
+        + rows("nfcourse MAF", [2.13, 2.40, 2.45])  # overlaps the image flow's seeds
+        + rows("zuko MAF", [2.30, 2.31, 2.32])
+        + rows("zuko NSF", [2.00, 2.01, 2.02]),
+    }
+    text = "\n".join(bench.markdown(results))
+    assert "| nfcourse image flow | 2.120 | 2.100 - 2.140 |" in text
+    assert "beats independent pixels by more than the seed-to-seed spread: met" in text
+    assert "beats Gaussian by more than the seed-to-seed spread: met" in text
+    assert "beats nfcourse MAF by more than the seed-to-seed spread: not met" in text
+    assert "no worse than zuko MAF at equal training time: met" in text
+    assert "no worse than zuko NSF at equal training time: not met" in text

@@ -345,6 +345,28 @@ def test_fit_reverse_kl_reaches_zero_kl(anneal_steps):
     assert np.mean(h.loss[-50:]) == pytest.approx(-log_z, abs=0.05)
 
 
+def test_annealing_tempers_the_target_but_records_the_true_objective():
+    # A narrow target N(0, 0.1^2 I) and a flow at N(0, I). At beta = 1 the first step must
+    # shrink the flow (log_scale goes down); at beta_start = 0.001 the target is almost flat,
+    # the entropy term wins, and the first step widens it. Adam's first step moves every
+    # parameter by lr against the sign of its gradient, so the direction is all we read.
+    def log_density(x):
+        return -0.5 * (x / 0.1).pow(2).sum(-1)
+
+    steps = {}
+    losses = {}
+    for anneal in (0, 10):
+        flow = Flow([Affine(2)])
+        h = fit_reverse_kl(flow, log_density, steps=1, lr=1e-2, schedule=None,
+                           anneal_steps=anneal, beta_start=0.001, progress=False, seed=0)
+        steps[anneal] = flow.transform.layers[0].log_scale.detach().clone()
+        losses[anneal] = h.loss[0]
+    assert (steps[0] < 0).all()  # beta = 1: shrink towards the narrow target
+    assert (steps[10] > 0).all()  # beta = 0.001: spread out first
+    # the recorded loss is E_q[log q - log p~] at beta = 1 either way (same samples)
+    assert losses[10] == pytest.approx(losses[0], rel=1e-6)
+
+
 def test_fit_reverse_kl_errors():
     flow = Flow([Affine(2)])
     with pytest.raises(ValueError, match=r"shape \(16,\).*got \(16, 2\)"):

@@ -5,6 +5,7 @@
 #   make notebooks      regenerate notebooks/ from solutions/ (maintainers)
 #   make bench          benchmarks against zuko and nflows (docs/benchmarks.md)
 #   make grading        an nbgrader course folder, grading/ (docs/instructors.md)
+#   make site           the course's static site, build/site/html (site-test: built and read)
 #
 # TORCH is the PyTorch the course was tested with. On this project's machines pip
 # takes a CPU build of it from local disk. On a Linux laptop, get a CPU build (a
@@ -23,7 +24,7 @@ STAMP := $(VENV)/.nfcourse-installed
 # settings are not touched, and still win over these.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/nfcourse.json
 
-.PHONY: lab test browser-test bench grading lint notebooks clean-venv
+.PHONY: lab test browser-test bench grading site site-test lint notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,7 +49,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
 
 test: $(STAMP)
-	$(PYTEST) tests notebooks $(NBVAL)
+	$(PYTEST) -m "not site" tests notebooks $(NBVAL)
 	NFCOURSE_STRICT=1 $(PYTEST) solutions $(NBVAL)
 
 # Lessons 00 (as `make lab` opens it), 01, 03 and 04 in JupyterLab in the system's headless
@@ -62,6 +63,16 @@ browser-test: $(STAMP)
 # metadata, and grading/nbgrader_config.py (docs/instructors.md, "A graded course").
 grading: $(STAMP)
 	$(PY) -m nfcourse nbgrader grading
+
+# The course's static site (website/build.py): every solution notebook executed, the
+# README's lesson map, the instructors' guide and the benchmarks; no internet needed.
+site: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[site]'
+	$(PY) website/build.py build/site
+
+# The site built, then read in headless Chromium (tests/test_site.py; CI runs it).
+site-test: site
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m site tests/test_site.py
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -13,8 +13,8 @@ page is broken.
 from __future__ import annotations
 
 import functools
-import os
 import http.server
+import os
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse

@@ -17,13 +17,13 @@ choice only ("defaults" rows are taken from the quality section when it ran).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 import nfcourse
-from nfcourse import AffineCoupling, alternating_mask
+from nfcourse import AffineCoupling, alternating_mask, half_mask
 from nfcourse.layers.elementwise import affine_forward, affine_inverse, soft_clamp
 
 from . import models, quality
@@ -130,4 +130,113 @@ def run(cfg: AblationConfig, qcfg: quality.QualityConfig, quality_rows=(), log=p
                     f"ablation {ds_name:16s} {name:8s} {variant:32s} seed {seed}: "
                     f"gap {rows[-1]['gap']:.3f}"
                 )
+    return rows
+
+
+# ----------------------------------------------------------------------------
+# beyond two dimensions: what makes nfcourse's RealNVP and MAF trail zuko's MAF there
+
+# name -> (model, what changes); "defaults" changes nothing. One change at a time.
+TABULAR_VARIANTS = {
+    "defaults": ("both", {}),
+    "alternating and half masks": ("RealNVP", {"masks": "alternating+half"}),
+    "random masks": ("RealNVP", {"masks": "random"}),
+    "half masks, random permutations between": ("RealNVP", {"masks": "permute"}),
+    "LU-linear layer between couplings": ("RealNVP", {"lu": True}),
+    "log-scale bound 3": ("both", {"bound": 3.0}),
+    "zuko's log-scale clamp": ("both", {"rational_clamp": True}),
+    "random orders between MAF layers": ("MAF", {"orders": "random"}),
+}
+_MIX_SEED = 12345  # the random masks, permutations and orders (fixed, as a builder's)
+
+
+def _rational_clamp(raw: Tensor) -> Tensor:
+    """zuko's soft clamp of a log-scale: ``raw / (1 + |raw| / 6.9)``, in (-6.9, 6.9)."""
+    return raw / (1 + raw.abs() / 6.907755278982137)
+
+
+class _RationalClamp:
+    """The network's raw log-scale clamped as zuko does: mixed into a layer."""
+
+    def _params(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        q, raw = h.chunk(2, dim=-1)
+        return q, _rational_clamp(raw)
+
+    def _transform(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_inverse(z, *self._params(h))
+
+    def _untransform(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return affine_forward(x, *self._params(h))
+
+
+class _RationalCoupling(_RationalClamp, AffineCoupling):
+    pass
+
+
+class _RationalMAF(_RationalClamp, nfcourse.MAF):
+    pass
+
+
+def build_tabular(name: str, variant: str, dim: int, layers: int, hidden, seed: int):
+    """nfcourse's ``name`` flow on ``dim`` coordinates with ``variant``'s one change."""
+    change = TABULAR_VARIANTS[variant][1]
+    torch.manual_seed(seed)
+    if not change:
+        return models.build("nfcourse", name, dim, layers, tuple(hidden))
+    g = torch.Generator().manual_seed(_MIX_SEED)
+    stack: list[nn.Module] = []
+    if name == "RealNVP":
+        coupling = _RationalCoupling if change.get("rational_clamp") else AffineCoupling
+        for i in range(layers):
+            masks = change.get("masks")
+            if masks == "alternating+half":
+                make = alternating_mask if (i // 2) % 2 == 0 else half_mask
+                mask = make(dim, i % 2)
+            elif masks == "random":  # zuko's randmask: a new random split every layer
+                mask = torch.randperm(dim, generator=g) % 2 == i % 2
+            elif masks == "permute":
+                mask = half_mask(dim, 0)
+                if i > 0:
+                    stack.append(nfcourse.Permutation(torch.randperm(dim, generator=g)))
+            else:
+                mask = alternating_mask(dim, i % 2)
+                if i > 0 and change.get("lu"):
+                    stack.append(nfcourse.LULinear(dim))
+            stack.append(coupling(mask, tuple(hidden)))
+    else:
+        layer = _RationalMAF if change.get("rational_clamp") else nfcourse.MAF
+        for i in range(layers):
+            if change.get("orders") == "random":
+                stack.append(layer(dim, tuple(hidden), order=torch.randperm(dim, generator=g) + 1))
+                continue
+            if i > 0:
+                stack.append(nfcourse.Reverse(dim))
+            stack.append(layer(dim, tuple(hidden)))
+    for module in stack:
+        if "bound" in change and isinstance(module, (AffineCoupling, nfcourse.MAF)):
+            module.scale_bound = change["bound"]
+    return models._nfcourse_model(name, "", nfcourse.Flow(stack))
+
+
+def run_tabular(cfg, variants=tuple(TABULAR_VARIANTS), log=print) -> list[dict]:
+    """Train every variant (for the models it applies to) on the mixtures of ``cfg``
+    (a :class:`benchmarks.tabular.TabularConfig`, its nfcourse models); rows as
+    :func:`benchmarks.tabular.run`'s plus ``variant``."""
+    from . import tabular
+
+    rows = []
+    for variant in variants:
+        applies = TABULAR_VARIANTS[variant][0]
+        names = [
+            n
+            for lib, n in map(models.parse_model, cfg.models)
+            if lib == "nfcourse" and n in ("RealNVP", "MAF") and applies in ("both", n)
+        ]
+
+        def build(lib, name, dim, layers, hidden, seed=None, variant=variant):
+            return build_tabular(name, variant, dim, layers, hidden, seed)
+
+        sub = replace(cfg, models=tuple(f"nfcourse:{n}" for n in names))
+        for row in tabular.run(sub, ["nfcourse"], log, build=build):
+            rows.append({**row, "variant": variant})
     return rows

@@ -175,3 +175,26 @@ def test_tabular_pairs_models_on_the_same_data():
     d = [gaps[s, "RealNVP"] - gaps[s, "MAF"] for s in (0, 1)]
     assert diff[0] == pytest.approx(sum(d) / 2) and diff[3] == 2
     assert diff[1] == pytest.approx(abs(d[0] - d[1]) / 2)
+
+
+@pytest.mark.parametrize("variant", list(ablation.TABULAR_VARIANTS))
+def test_tabular_ablation_variants_change_one_thing(variant):
+    """Each variant builds an invertible flow; "defaults" is the library's own flow, every
+    other variant a different one (another log-density, or another layer stack)."""
+    import torch
+
+    applies = ablation.TABULAR_VARIANTS[variant][0]
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    for name in [n for n in ("RealNVP", "MAF") if applies in ("both", n)]:
+        model = ablation.build_tabular(name, variant, 4, 3, (16, 16), seed=7)
+        reference = models.build("nfcourse", name, 4, 3, (16, 16), seed=7)
+        z, _ = model.module.transform.inverse(x)
+        assert torch.allclose(model.module.transform(z)[0], x, atol=1e-5)
+        same_stack = [type(m) for m in model.module.transform.layers] == [
+            type(m) for m in reference.module.transform.layers
+        ]
+        differs = (model.log_prob(x) - reference.log_prob(x)).abs().max() > 1e-4
+        if variant == "defaults":
+            assert same_stack and not differs
+        else:
+            assert differs or not same_stack, (name, variant)

@@ -220,24 +220,35 @@ def fit_flow(
     }
 
 
-def run_energies(cfg: VIConfig, log=print, save: Callable[[list[dict]], None] | None = None):
+def run_energies(
+    cfg: VIConfig,
+    log=print,
+    save: Callable[[list[dict]], None] | None = None,
+    parts: tuple[str, ...] = ("lesson", "long"),
+    rows: list[dict] | None = None,
+) -> list[dict]:
     """Every lesson flow on every energy at the lesson's budget (annealed and not), then
-    the ``long_flows`` with the longer budget. ``save(rows)`` is called after every run."""
+    the ``long_flows`` with the longer budget, one seed after the other (so that a run cut
+    short still has every energy). ``save(rows)`` is called after every run; ``rows`` are
+    earlier results to extend."""
     plan = []
-    for energy in cfg.energies:
-        for flow in cfg.flows:
-            for anneal in dict.fromkeys((cfg.flow_anneal_steps, 0)):
-                plan += [
-                    (flow, energy, s, cfg.flow_steps, cfg.flow_lr, anneal) for s in cfg.flow_seeds
-                ]
-    for energy in cfg.energies:
-        for flow in cfg.long_flows:
+    if "lesson" in parts:
+        for energy in cfg.energies:
+            for flow in cfg.flows:
+                for anneal in dict.fromkeys((cfg.flow_anneal_steps, 0)):
+                    plan += [
+                        (flow, energy, s, cfg.flow_steps, cfg.flow_lr, anneal)
+                        for s in cfg.flow_seeds
+                    ]
+    if "long" in parts:
+        for seed in cfg.flow_seeds:
             plan += [
-                (flow, energy, s, cfg.long_steps, cfg.long_lr, cfg.long_anneal_steps)
-                for s in cfg.flow_seeds
+                (flow, energy, seed, cfg.long_steps, cfg.long_lr, cfg.long_anneal_steps)
+                for energy in cfg.energies
+                for flow in cfg.long_flows
             ]
     fit_flow(cfg.flows[0], cfg.energies[0], 0, 2, cfg.flow_lr, 0, cfg)  # warm-up, not timed
-    rows = []
+    rows = list(rows or [])
     for flow, energy, seed, steps, lr, anneal in plan:
         row = fit_flow(flow, energy, seed, steps, lr, anneal, cfg)
         rows.append(row)
@@ -259,10 +270,19 @@ def run_all(cfg: VIConfig, log=print) -> tuple[list[dict], list[dict]]:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m benchmarks.vi [output.json]``: :data:`FULL` without the planar depths."""
+    """``python -m benchmarks.vi [output.json] [--long-only]``: :data:`FULL` without the
+    planar depths; ``--long-only`` runs only the longer runs and adds them to the rows
+    already in ``output.json``."""
     torch.set_num_threads(1)
-    output = Path(argv[0] if argv else "docs/benchmarks-vi.json")
+    long_only = "--long-only" in argv
+    paths = [a for a in argv if a != "--long-only"]
+    output = Path(paths[0] if paths else "docs/benchmarks-vi.json")
     cfg = replace(FULL, layers=())
+    earlier = (
+        [r for r in json.loads(output.read_text())["vi"]["rows"] if r["steps"] == cfg.flow_steps]
+        if long_only
+        else []
+    )
     start = time.perf_counter()
 
     def save(rows: list[dict], done: bool = False) -> None:
@@ -279,7 +299,8 @@ def main(argv: list[str]) -> None:
         }
         output.write_text(json.dumps(results, indent=1) + "\n")
 
-    rows = run_energies(cfg, lambda line: print(line, flush=True), save)
+    parts = ("long",) if long_only else ("lesson", "long")
+    rows = run_energies(cfg, lambda line: print(line, flush=True), save, parts, earlier)
     save(rows, done=True)
     print(f"wrote {output}")
 

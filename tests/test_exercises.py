@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,14 @@ def test_python_m_nfcourse_lists_lessons_and_commands():
         [sys.executable, "-m", "nfcourse"], capture_output=True, text=True, check=True
     ).stdout
     assert "Lessons" in out and "check NOTEBOOK" in out and "generate" in out
+
+
+def test_cli_check_reports_in_strict_mode_too_and_leaves_the_caller_alone(tmp_path, monkeypatch):
+    """A strict caller (as the solution tests run) gets a report of every exercise, and its
+    own NFCOURSE_STRICT is left as it was."""
+    monkeypatch.setenv("NFCOURSE_STRICT", "1")
+    wrong = lesson(tmp_path, SOLUTION.replace("2 * x", "x"))
+    report = run_notebook(wrong, timeout=60)
+    assert report.exercises["Exercise 7.1"]["status"] == "failed"
+    assert report.errors == []  # the failing check reported, it did not raise
+    assert os.environ["NFCOURSE_STRICT"] == "1"

@@ -155,10 +155,11 @@ def run_notebook(path: Path, timeout: int = 300) -> Report:
         on_cell_start=lambda cell, cell_index: running.__setitem__(0, cell_index),
     )
     start = time.perf_counter()
-    os.environ["NFCOURSE_STRICT"] = "0"  # report every exercise instead of stopping at one
+    # the kernel reports every exercise instead of stopping at one (this process is untouched)
+    env = {**os.environ, "NFCOURSE_STRICT": "0"}
     stopped_at = None
     try:
-        client.execute()
+        client.execute(env=env)
     except CellTimeoutError:
         stopped_at = running[0]
         source = first_line(nb.cells[stopped_at].source)

@@ -355,10 +355,10 @@ def test_the_benchmark_runs_and_renders_its_section(tmp_path):
 
     cfg = bench.ContinuousConfig(
         seeds=(0, 1), budget_s=0.3, n_train=500, n_test=100, n_time=20, field_hidden=(8,),
-        hidden=(8,), layers=2,
+        wide_hidden=(16,), hidden=(8,), layers=2,
     )  # fmt: skip
     rows = bench.run(cfg, log=lambda message: None)
-    assert len(rows) == 2 * 3 * 2
+    assert len(rows) == 2 * len(cfg.models) * 2
     assert all(r["steps"] >= 1 and math.isfinite(r["gap"]) for r in rows)
     results = {
         "meta": {"date": "today", "machine": "here", "load": "low"},
@@ -367,4 +367,5 @@ def test_the_benchmark_runs_and_renders_its_section(tmp_path):
     }
     page = "\n".join(bench.markdown(results, tmp_path))
     assert "| checkerboard | flow matching |" in page and "| rings | NSF |" in page
+    assert "| rings | flow matching, wide |" in page
     assert page.count("the target (no worse than the best discrete flow) is") == 2

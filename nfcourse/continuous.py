@@ -55,8 +55,8 @@ Theorems 1 and 2). The loss never reaches 0: at ``v*`` it is the conditional var
 ``D pi s / 2`` (:func:`gaussian_target_field` gives that ``v*``).
 
 **Solvers.** Adaptive solves use torchdiffeq's ``dopri5`` (Dormand-Prince 5(4)): a step is
-accepted when the estimated local error of every coordinate is within
-``atol + rtol * |y|`` (an RMS norm over the state), so the number of function evaluations
+accepted when the estimated local error, each coordinate divided by ``atol + rtol * |y|``,
+has a root mean square over the state of at most 1, so the number of function evaluations
 (NFE) adapts to how curved the trajectories are. Fixed-step solves (``euler``, ``midpoint``,
 ``rk4``) take exactly ``steps`` equal steps (NFE = steps, 2 steps, 4 steps). Every solve
 here returns its NFE.

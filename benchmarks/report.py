@@ -453,8 +453,9 @@ def _tabular(rows: list[dict], cfg: dict) -> list[str]:
         table.append([lab, *[cell(sub[sub.dim == d]["gap"]) for d in dims], params, ms])
     lines += _table(["model", *[f"D = {d}" for d in dims], "parameters", "ms/step (median)"], table)
     lines += [
-        "Paired by seed: the mean difference of gaps from zuko's flow of the same kind "
-        "+- its standard error, and on how many seeds nfcourse's is no worse:",
+        "Paired by seed: the mean difference of gaps from the zuko flow each nfcourse flow is "
+        "held to (the targets' pairs) +- its standard error, and on how many seeds nfcourse's "
+        "is no worse:",
         "",
     ]
     table = []

@@ -146,6 +146,9 @@ TABULAR_VARIANTS = {
     "log-scale bound 3": ("both", {"bound": 3.0}),
     "zuko's log-scale clamp": ("both", {"rational_clamp": True}),
     "random orders between MAF layers": ("MAF", {"orders": "random"}),
+    # not a default but the structure: each coordinate transformed as often as in a MAF
+    "twice the couplings": ("RealNVP", {"couplings": 2}),
+    "twice the couplings, hidden (48, 48)": ("RealNVP", {"couplings": 2, "hidden": (48, 48)}),
 }
 _MIX_SEED = 12345  # the random masks, permutations and orders (fixed, as a builder's)
 
@@ -183,6 +186,9 @@ def build_tabular(name: str, variant: str, dim: int, layers: int, hidden, seed: 
     torch.manual_seed(seed)
     if not change:
         return models.build("nfcourse", name, dim, layers, tuple(hidden))
+    if "couplings" in change:  # each coordinate transformed about as often as in a MAF
+        hidden = change.get("hidden", hidden)
+        return models.build("nfcourse", name, dim, change["couplings"] * layers, tuple(hidden))
     g = torch.Generator().manual_seed(_MIX_SEED)
     stack: list[nn.Module] = []
     if name == "RealNVP":

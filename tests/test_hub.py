@@ -9,8 +9,9 @@ also edits a cell. Then: each copy lies in its learner's home, each differs from
 the course only by that learner's own run and edit, and the instructor's
 `python -m nfcourse check` over both homes reports every exercise as not done.
 
-Slow (two JupyterLabs and three runs of lesson 01): marked ``hub``, run it with
-``pytest -m hub tests/test_hub.py``. Needs the ``hub`` extra and Chromium.
+That test is slow (two JupyterLabs and three runs of lesson 01): marked ``hub``,
+run it with ``pytest -m hub tests/test_hub.py``; it needs Chromium. The other two
+read the recipe only (a second). All need the ``hub`` extra.
 """
 
 from __future__ import annotations
@@ -46,10 +47,7 @@ PASSWORD = "workshop-password"  # at least 8 characters (the authenticator's rul
 EDIT = "# ada's own note"
 ACTION_TIMEOUT_MS = 60_000
 
-pytestmark = [
-    pytest.mark.hub,
-    pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing())),
-]
+needs_chromium = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
 jupyterhub = pytest.importorskip(
     "jupyterhub", reason="the hub extra is not installed: pip install -e '.[hub]'"
 )
@@ -200,6 +198,39 @@ def ran(path: Path) -> int:
     return sum(1 for c in nb["cells"] if c["cell_type"] == "code" and c["execution_count"])
 
 
+def load_recipe(tmp_path, monkeypatch, **settings):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    for var in [v for v in os.environ if v.startswith("NFCOURSE_HUB_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("NFCOURSE_HUB_STATE", str(tmp_path))
+    for var, value in settings.items():
+        monkeypatch.setenv(var, value)
+    return PyFileConfigLoader(HUB_CONFIG.name, path=str(HUB_CONFIG.parent)).load_config()
+
+
+def test_the_recipe_says_which_setting_is_missing_or_wrong(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit, match="NFCOURSE_HUB_PASSWORD is not set"):
+        load_recipe(tmp_path, monkeypatch)
+    with pytest.raises(SystemExit, match="NFCOURSE_HUB_PORT must be a whole number, got 'eighty'"):
+        load_recipe(
+            tmp_path, monkeypatch, NFCOURSE_HUB_PASSWORD=PASSWORD, NFCOURSE_HUB_PORT="eighty"
+        )
+
+
+def test_the_recipe_needs_no_node_and_gives_each_learner_a_home(tmp_path, monkeypatch):
+    c = load_recipe(tmp_path, monkeypatch, NFCOURSE_HUB_PASSWORD=PASSWORD)
+    proxy = c.ConfigurableHTTPProxy.command
+    version = subprocess.run([*proxy[:1], "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and "version" in version.stdout.lower(), version
+    assert c.JupyterHub.spawner_class == "simple" and c.Spawner.default_url == "/lab"
+    assert c.SimpleLocalProcessSpawner.home_dir_template == str(tmp_path / "homes/{username}")
+    assert c.Spawner.environment["OMP_NUM_THREADS"] == "1"
+    assert c.Authenticator.allow_all is True  # any name, one password (no NFCOURSE_HUB_USERS)
+
+
+@pytest.mark.hub
+@needs_chromium
 def test_two_learners_each_get_their_own_copy_and_the_instructor_checks_both(hub, source, tmp_path):
     repo, branch = source
     link = git_pull_link(hub.base, repo, branch, LESSON)

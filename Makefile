@@ -24,7 +24,7 @@ STAMP := $(VENV)/.nfcourse-installed
 # settings are not touched, and still win over these.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.d/nfcourse.json
 
-.PHONY: lab test browser-test bench grading site site-test lint notebooks clean-venv
+.PHONY: lab test browser-test bench grading site site-test hub-test lint notebooks clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=300
 PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
 
 test: $(STAMP)
-	$(PYTEST) -m "not site" tests notebooks $(NBVAL)
+	$(PYTEST) -m "not site and not hub" tests notebooks $(NBVAL)
 	NFCOURSE_STRICT=1 $(PYTEST) solutions $(NBVAL)
 
 # Lessons 00 (as `make lab` opens it), 01, 03 and 04 in JupyterLab in the system's headless
@@ -73,6 +73,11 @@ site: $(STAMP)
 # The site built, then read in headless Chromium (tests/test_site.py; CI runs it).
 site-test: site
 	OMP_NUM_THREADS=1 $(PY) -m pytest -m site tests/test_site.py
+
+# A JupyterHub with two learners in headless Chromium (tests/test_hub.py, docs/hub.md).
+hub-test: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[hub]'
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m hub tests/test_hub.py -v
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -44,7 +44,10 @@ def picture(path: Path) -> bytes:
 def main() -> int:
     out = ROOT / "docs" / "figures"
     out.mkdir(parents=True, exist_ok=True)
+    only = sys.argv[1:]  # lesson numbers, e.g. 07 08; all lessons when none
     for path in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        if only and path.name[:2] not in only:
+            continue
         target = out / f"lesson-{path.name[:2]}.png"
         target.write_bytes(picture(path))
         print(f"{target.relative_to(ROOT)}  (from {path.name})", flush=True)

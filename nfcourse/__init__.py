@@ -13,8 +13,16 @@ first use (``from nfcourse import check, plots`` works as usual).
 import importlib
 
 from . import testing, transforms, validate
-from .data import datasets, energies
-from .evaluate import gap_to_entropy, nll, reverse_kl
+from .data import datasets, digits, energies, mixtures, posteriors
+from .evaluate import (
+    effective_sample_size,
+    elbo,
+    gap_to_entropy,
+    log_evidence,
+    log_mean_exp,
+    nll,
+    reverse_kl,
+)
 from .flow import (
     Flow,
     StandardNormal,
@@ -75,6 +83,13 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "effective_sample_size",
+    "log_mean_exp",
+    "log_evidence",
+    "elbo",
+    "posteriors",
+    "mixtures",
+    "digits",
     "IAF",
     "MADE",
     "MAF",

@@ -1,8 +1,9 @@
-"""Data with known densities: 2-D data sets, the energies U1-U4, and grids for quadrature.
+"""Data with known densities: 2-D data sets, Gaussian mixtures in D dimensions, the energies
+U1-U4, a small Bayesian posterior, the 8x8 digits, and grids for quadrature.
 
 Data and energies never import pictures or the course (docs/architecture.md).
 """
 
-from . import datasets, energies, grid
+from . import datasets, digits, energies, grid, mixtures, posteriors
 
-__all__ = ["datasets", "energies", "grid"]
+__all__ = ["datasets", "digits", "energies", "grid", "mixtures", "posteriors"]

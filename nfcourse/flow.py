@@ -9,6 +9,10 @@ variables formula gives
 ``log_prob`` uses the first line (the layers' inverses: density estimation);
 ``sample_and_log_prob`` uses the second (only forward passes: variational
 inference, where an inverse may be expensive or unavailable).
+
+A flow with conditional layers (:mod:`nfcourse.layers.conditional`) is a
+conditional density ``p(x | c)``: ``log_prob(x, context=c)``,
+``sample(n, context=c)``. Its base stays ``p_Z``; only the layers read ``c``.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ from .layers import (
     Affine,
     AffineCoupling,
     Compose,
+    ConditionalAffineCoupling,
+    ConditionalMAF,
     LULinear,
     Planar,
     Radial,
     Reverse,
     alternating_mask,
 )
+from .layers.conditional import check_context
 from .layers.spline import BINS, BOUND, SplineAutoregressive
 from .validate import (
     allocation,
@@ -112,6 +119,13 @@ class Flow(nn.Module):
 
     Shapes: ``log_prob`` takes ``(*, D)`` and returns ``(*)``; ``sample(n)``
     returns ``(n, D)``.
+
+    Conditional flows (``flow.conditional``: some layer reads a context of
+    ``flow.context_dim = C`` values) take ``context=`` in ``log_prob``, ``nll``,
+    ``sample``, ``rsample``, ``sample_and_log_prob`` and ``stages``: shape
+    ``(C,)`` for one context, or ``(*, C)``, broadcast against the points. With a
+    context of shape ``(M, C)``, ``sample(n, context=c)`` returns ``(n, M, D)``:
+    ``n`` samples for each of the ``M`` contexts.
     """
 
     def __init__(self, layers, base=None, dim: int | None = None):
@@ -135,6 +149,29 @@ class Flow(nn.Module):
                     f"a base MultivariateNormal(torch.zeros({self.dim}), torch.eye({self.dim}))."
                 )
         self.base = StandardNormal(self.dim) if base is None else base
+        self.conditional = self.transform.conditional
+        self.context_dim = self.transform.context_dim
+
+    def _context(self, context: object, where: str) -> Tensor | None:
+        """The context for this flow: required by a conditional flow, refused by any other."""
+        if not self.conditional:
+            if context is not None:
+                raise ValueError(
+                    f"{where}: this flow is not conditional (none of its layers reads a "
+                    f"context), but got `context` ({type(context).__name__}"
+                    + (f" of shape {tuple(context.shape)}" if isinstance(context, Tensor) else "")
+                    + "). Drop context=..., or build a conditional flow, e.g. "
+                    f"nf.conditional_realnvp({self.dim}, context_dim=C)."
+                )
+            return None
+        c = self.context_dim
+        if context is None:
+            raise ValueError(
+                f"{where}: this flow is conditional: its layers read a context of C = {c} "
+                f"value(s), and `context` is missing. Pass context=c, a tensor of shape ({c},) "
+                f"for one context or (N, {c}) for one per point."
+            )
+        return as_model_dtype(check_context(context, c, where), self, "context", where)
 
     def _base_sample(self, shape: tuple[int, ...], generator: Generator | None) -> Tensor:
         if generator is None:
@@ -148,49 +185,67 @@ class Flow(nn.Module):
             torch.manual_seed(seed)
             return self.base.rsample(shape)
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """``log p(x)`` by the change of variables formula through the layers' inverses.
+    def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """``log p(x)`` (``log p(x | context)``) by the change of variables formula through
+        the layers' inverses.
 
         ``x`` of shape ``(*, D)`` in any floating dtype: it is converted to the flow's.
         """
         where = "Flow.log_prob"
         x = check_finite(check_points(x, self.dim, "x", where), "x", where)
-        z, ladj = self.transform.inverse(as_model_dtype(x, self, "x", where))
+        context = self._context(context, where)
+        if context is not None:
+            context = check_finite(context, "context", where)
+        z, ladj = self.transform.inverse(as_model_dtype(x, self, "x", where), context)
         return self.base.log_prob(z) + ladj
 
-    def nll(self, x: Tensor) -> Tensor:
-        """Mean negative log-likelihood (nats per sample) of data ``x``."""
-        return -self.log_prob(x).mean()
+    def nll(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """Mean negative log-likelihood (nats per sample) of data ``x`` (given ``context``)."""
+        return -self.log_prob(x, context).mean()
 
-    def rsample(self, n=1, generator: Generator | None = None) -> Tensor:
+    def rsample(
+        self, n=1, generator: Generator | None = None, *, context: Tensor | None = None
+    ) -> Tensor:
         """Samples with gradients flowing to the parameters (reparameterization)."""
-        return self.sample_and_log_prob(n, generator)[0]
+        return self.sample_and_log_prob(n, generator, context=context)[0]
 
-    def sample(self, n=1, generator: Generator | None = None) -> Tensor:
-        """``n`` samples, shape ``(n, D)``, without gradients."""
+    def sample(
+        self, n=1, generator: Generator | None = None, *, context: Tensor | None = None
+    ) -> Tensor:
+        """``n`` samples, shape ``(n, D)`` (``(n, *context.shape[:-1], D)``), without gradients."""
         with torch.no_grad():
-            return self.rsample(n, generator)
+            return self.rsample(n, generator, context=context)
+
+    def _shape(self, n: object, context: Tensor | None, where: str) -> tuple[int, ...]:
+        shape = check_count(n, where)
+        return shape if context is None else (*shape, *context.shape[:-1])
 
     def sample_and_log_prob(
-        self, n=1, generator: Generator | None = None
+        self, n=1, generator: Generator | None = None, *, context: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """Samples and their log-densities from forward passes only (no inverse needed).
 
         ``log p(x) = log p_Z(z) - ladj_forward(z)``: the cheap path of variational inference.
         """
-        shape = check_count(n, "Flow.sample")
-        generator = check_generator(generator, "Flow.sample")
-        with allocation("Flow.sample", math.prod(shape)):
+        where = "Flow.sample"
+        context = self._context(context, where)
+        shape = self._shape(n, context, where)
+        generator = check_generator(generator, where)
+        with allocation(where, math.prod(shape)):
             z = self._base_sample(shape, generator)
-            x, ladj = self.transform(z)
+            x, ladj = self.transform(z, context)
             return x, self.base.log_prob(z) - ladj
 
-    def stages(self, n=1000, generator: Generator | None = None) -> list[Tensor]:
+    def stages(
+        self, n=1000, generator: Generator | None = None, *, context: Tensor | None = None
+    ) -> list[Tensor]:
         """Base samples and the points after every layer: ``[z_0, z_1, ..., z_K]``."""
-        shape = check_count(n, "Flow.stages")
-        generator = check_generator(generator, "Flow.stages")
-        with torch.no_grad(), allocation("Flow.stages", math.prod(shape)):
-            return self.transform.stages(self._base_sample(shape, generator))
+        where = "Flow.stages"
+        context = self._context(context, where)
+        shape = self._shape(n, context, where)
+        generator = check_generator(generator, where)
+        with torch.no_grad(), allocation(where, math.prod(shape)):
+            return self.transform.stages(self._base_sample(shape, generator), context)
 
 
 # --- ready-made flows ---------------------------------------------------------------------
@@ -279,3 +334,36 @@ def nsf(
     before it. Density in one pass per layer; sampling in D passes per layer.
     """
     return _autoregressive(SplineAutoregressive, dim, layers, hidden, "nsf", bins=bins, bound=bound)
+
+
+# --- conditional flows: p(x | c) ----------------------------------------------------------
+
+
+def conditional_realnvp(
+    dim: int, context_dim: int, layers: int = 5, hidden: Sequence[int] = (64, 64)
+) -> Flow:
+    """A conditional RealNVP: affine couplings with alternating masks whose networks read
+    ``(x_a, c)`` (:class:`~nfcourse.layers.conditional.ConditionalAffineCoupling`); ``D >= 2``.
+
+    ``flow.log_prob(x, context=c)`` is ``log p(x | c)``; ``flow.sample(n, context=c)``.
+    """
+    where = "conditional_realnvp"
+    dim, k = check_dim(dim, where), _check_layers(layers, where)
+    c = check_int(context_dim, "context_dim", where, meaning="the number C of context values")
+    return Flow(
+        [ConditionalAffineCoupling(alternating_mask(dim, i % 2), c, hidden) for i in range(k)]
+    )
+
+
+def conditional_maf(
+    dim: int, context_dim: int, layers: int = 5, hidden: Sequence[int] = (64, 64)
+) -> Flow:
+    """A conditional MAF: :class:`~nfcourse.layers.conditional.ConditionalMAF` layers, order
+    reversed between layers; any ``D >= 1``. Density in one pass per layer, sampling in ``D``.
+    """
+    c = check_int(
+        context_dim, "context_dim", "conditional_maf", meaning="the number C of context values"
+    )
+    return _autoregressive(
+        lambda d, hidden: ConditionalMAF(d, c, hidden), dim, layers, hidden, "conditional_maf"
+    )

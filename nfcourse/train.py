@@ -40,7 +40,15 @@ from .evaluate import (
     reverse_kl,
 )
 from .flow import Flow
-from .validate import check_int, check_number, dtype_device, make_generator
+from .validate import (
+    as_model_dtype,
+    check_finite,
+    check_int,
+    check_number,
+    check_points,
+    dtype_device,
+    make_generator,
+)
 
 __all__ = [
     "DivergenceWarning",
@@ -363,16 +371,47 @@ def _optimize(
     return loop.finish(advice)
 
 
-def _log_prob(flow: nn.Module, x: Tensor) -> Tensor:
-    """``flow.log_prob(x)`` for data validated up front.
+def _log_prob(flow: nn.Module, x: Tensor, context: Tensor | None = None) -> Tensor:
+    """``flow.log_prob(x)`` (with ``context=`` when given) for data validated up front.
 
     For an :class:`nfcourse.Flow` this skips the per-call NaN check of
     ``Flow.log_prob`` (a device synchronization each step).
     """
     if type(flow) is Flow:
-        z, ladj = flow.transform.inverse(x)
+        z, ladj = flow.transform.inverse(x, context)
         return flow.base.log_prob(z) + ladj
-    return flow.log_prob(x)
+    return flow.log_prob(x) if context is None else flow.log_prob(x, context=context)
+
+
+def _as_context(context: object, flow: nn.Module, data: Tensor, name: str, where: str):
+    """The contexts of the data points: shape ``(N, C)``, one row per row of ``data``."""
+    conditional = bool(getattr(flow, "conditional", False))
+    c = getattr(flow, "context_dim", None)
+    if context is None:
+        if conditional:
+            raise ValueError(
+                f"{where}: the flow is conditional (its layers read a context of C = {c} "
+                f"value(s)), and `{name}` is missing: pass the context of every point, "
+                f"shape (N, {c}), row i the context of point i."
+            )
+        return None
+    if not conditional:
+        raise ValueError(
+            f"{where}: got `{name}`, but the flow is not conditional (none of its layers "
+            "reads a context). Drop it, or build a conditional flow, e.g. "
+            "nf.conditional_realnvp(D, context_dim=C)."
+        )
+    if isinstance(context, np.ndarray):
+        context = torch.as_tensor(context)
+    if isinstance(context, Tensor) and context.dim() == 1 and c == 1:
+        context = context[:, None]
+    context = check_finite(check_points(context, c, name, where), name, where).detach()
+    if context.dim() != 2 or context.shape[0] != data.shape[0]:
+        raise ValueError(
+            f"{where}: `{name}` must have shape ({data.shape[0]}, {c}), one row per data "
+            f"point, got shape {tuple(context.shape)}."
+        )
+    return as_model_dtype(context.to(data.device), flow, name, where)
 
 
 # ----------------------------------------------------------------------------
@@ -400,6 +439,8 @@ def fit(
     progress: bool = True,
     seed: int | None = None,
     generator: torch.Generator | None = None,
+    context: Tensor | np.ndarray | None = None,
+    val_context: Tensor | np.ndarray | None = None,
 ) -> History:
     """Fit a flow to data by maximum likelihood: minimize the mean NLL of minibatches.
 
@@ -426,6 +467,12 @@ def fit(
         progress: show a progress bar with the recent training NLL (and the
             last validation NLL).
         seed, generator: make the minibatch draws reproducible (one or the other).
+        context: for a conditional flow (``flow.conditional``), the context of
+            every training point, shape ``(N, C)`` (``(N,)`` when ``C = 1``):
+            the flow fits ``p(x | c)`` to the pairs ``(data[i], context[i])``,
+            drawn together.
+        val_context: the contexts of ``val_data``, likewise (required with
+            ``val_data`` for a conditional flow).
 
     Returns:
         A :class:`History` whose ``loss`` holds every step's minibatch NLL.
@@ -448,25 +495,47 @@ def fit(
     batch_size = check_int(batch_size, "batch_size", where)
     eval_every = check_int(eval_every, "eval_every", where)
     data = as_data(data, flow, "data", where)
+    context = _as_context(context, flow, data, "context", where)
     if val_data is not None:
         val_data = as_data(val_data, flow, "val_data", where)
+        val_context = _as_context(val_context, flow, val_data, "val_context", where)
+    elif val_context is not None:
+        raise ValueError(f"{where}: `val_context` was given without `val_data`; pass both.")
     gen = make_generator(seed, generator, where, data.device)
     index_device = gen.device if gen is not None else data.device
     n = data.shape[0]
 
     def objective(step: int) -> tuple[Tensor, Tensor]:
         if batch_size >= n:
-            batch = data
+            batch, c = data, context
         else:
-            batch = data[torch.randint(n, (batch_size,), generator=gen, device=index_device)]
-        loss = -_log_prob(flow, batch).mean()
+            i = torch.randint(n, (batch_size,), generator=gen, device=index_device)
+            batch, c = data[i], (None if context is None else context[i])
+        loss = -_log_prob(flow, batch, c).mean()
         return loss, loss
 
     def validate(step: int, loop: _Loop) -> None:
         if val_data is not None and (step % eval_every == 0 or step == steps):
-            loop.validate(step, nll(flow, val_data))  # eval mode inside, then back
+            loop.validate(step, _val_nll(flow, val_data, val_context))
 
     return _optimize(flow, objective, settings, "nll", _NLL_ADVICE.format(lr=lr), validate)
+
+
+def _val_nll(flow: nn.Module, data: Tensor, context: Tensor | None) -> float:
+    """The held-out NLL, in eval mode and without gradients (the mode is restored)."""
+    if context is None:
+        return nll(flow, data)  # eval mode inside, then back
+    was_training = flow.training
+    flow.eval()
+    try:
+        with torch.no_grad():
+            total = sum(
+                -_log_prob(flow, x, c).double().sum().item()
+                for x, c in zip(data.split(8192), context.split(8192), strict=True)
+            )
+    finally:
+        flow.train(was_training)
+    return total / data.shape[0]
 
 
 # ----------------------------------------------------------------------------

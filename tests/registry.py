@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import nfcourse as nf
-from nfcourse.layers import image
+from nfcourse.layers import conditional, image
 
 HIDDEN = (16, 16)  # small conditioner networks: the variants test structure, not capacity
 
@@ -60,6 +60,15 @@ def actnorm(d: int) -> nn.Module:
     g = torch.Generator().manual_seed(5)
     layer.initialize(1.0 + 1.5 * torch.randn(64, d, generator=g))
     return layer
+
+
+# Conditional layers run the battery with their context fixed (conditional.Conditioned): for
+# every fixed context a conditional layer is an ordinary layer. C = 3, one draw for all points.
+CONTEXT = torch.randn(3, generator=torch.Generator().manual_seed(9))
+
+
+def fixed_context(layer: nn.Module) -> nn.Module:
+    return conditional.Conditioned(layer, CONTEXT)
 
 
 LAYERS = [
@@ -115,6 +124,16 @@ LAYERS = [
     Case("Conv1x1", lambda d: image.Conv1x1(CHANNELS[d]), False, dims=(2, 8, 12)),
     Case("Subset", lambda d: image.Subset(d, range(0, d, 2), nf.LULinear((d + 1) // 2)),
          False, dims=(4, 5)),
+    Case("ConditionalAffineCoupling", lambda d: fixed_context(
+        conditional.ConditionalAffineCoupling(nf.half_mask(d), 3, HIDDEN)), True),
+    Case("ConditionalAffineCoupling-alternating", lambda d: fixed_context(
+        conditional.ConditionalAffineCoupling(nf.alternating_mask(d, 1), 3, HIDDEN)), True),
+    Case("ConditionalMAF", lambda d: fixed_context(conditional.ConditionalMAF(d, 3, HIDDEN)),
+         True, dims=(1, 2, 5)),
+    Case("ConditionalMAF-order", lambda d: fixed_context(
+        conditional.ConditionalMAF(d, 3, HIDDEN, order=torch.tensor(ORDERS[d]))), True),
+    Case("Inverse-ConditionalMAF", lambda d: fixed_context(
+        nf.Inverse(conditional.ConditionalMAF(d, 3, HIDDEN))), True, dims=(1, 2, 5)),
 ]
 
 CASE = {case.name: case for case in LAYERS}

@@ -6,6 +6,12 @@ Layers depend on torch, :mod:`nfcourse.nets` (their conditioners),
 
 from .autoregressive import IAF, MAF
 from .base import Compose, Inverse, Layer
+from .conditional import (
+    ConditionalAffineCoupling,
+    ConditionalMADE,
+    ConditionalMAF,
+    Conditioned,
+)
 from .coupling import AdditiveCoupling, AffineCoupling, alternating_mask, half_mask
 from .elementwise import Affine, Exp, Logit, Sigmoid
 from .image import (
@@ -31,6 +37,10 @@ __all__ = [
     "Affine",
     "AffineCoupling",
     "Compose",
+    "ConditionalAffineCoupling",
+    "ConditionalMADE",
+    "ConditionalMAF",
+    "Conditioned",
     "Conv1x1",
     "Exp",
     "ImageCoupling",

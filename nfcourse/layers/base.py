@@ -19,6 +19,15 @@ The density of ``x`` follows from the change of variables formula,
     log p_X(x) = log p_Z(f^{-1}(x)) + log|det d f^{-1}(x) / dx|,
 
 which is ``base.log_prob(z) + ladj`` with ``z, ladj = layer.inverse(x)``.
+
+Conditional layers
+------------------
+A *conditional* layer (``conditional = True``, :mod:`.conditional`) also reads a
+context ``c`` of shape ``(*, C)``: ``forward(z, context)`` and ``inverse(x,
+context)``. The context is an input of its networks only: it is never
+transformed, and ``ladj`` is the log-determinant with respect to ``z`` (or
+``x``) alone. :class:`Compose` and :class:`Inverse` pass a context on to the
+conditional layers only; every other layer keeps ``forward(z)`` and ``inverse(x)``.
 """
 
 from __future__ import annotations
@@ -59,9 +68,14 @@ class Layer(nn.Module):
     Attributes:
         dim: the number of coordinates ``D`` the layer acts on, or ``None``
             for elementwise layers without parameters (any ``D``).
+        conditional: whether ``forward`` and ``inverse`` take a ``context``
+            (see the module docstring); ``False`` for ordinary layers.
+        context_dim: the context's size ``C`` of a conditional layer, else ``None``.
     """
 
     dim: int | None = None
+    conditional: bool = False
+    context_dim: int | None = None
 
     def check(self, t: Tensor, name: str = "z") -> Tensor:
         """Validate an input of shape ``(*, D)`` and return it in the layer's dtype.
@@ -101,6 +115,14 @@ class Compose(Layer):
                 "build every layer with the same dim."
             )
         self.dim = dims.pop() if dims else None
+        contexts = {layer.context_dim for layer in layers if is_conditional(layer)}
+        if len(contexts) > 1:
+            raise ValueError(
+                f"Compose: the conditional layers read contexts of different sizes "
+                f"{sorted(contexts)}; build every conditional layer with the same context_dim."
+            )
+        self.conditional = bool(contexts)
+        self.context_dim = contexts.pop() if contexts else None
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -108,30 +130,45 @@ class Compose(Layer):
     def __getitem__(self, i):
         return self.layers[i]
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = self.check(z)
         ladj = z.new_zeros(z.shape[:-1])
         for layer in self.layers:
-            z, l = layer(z)
+            z, l = call(layer, z, context)
             ladj = ladj + l
         return z, ladj
 
-    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = self.check(x, "x")
         ladj = x.new_zeros(x.shape[:-1])
         for layer in reversed(self.layers):
-            x, l = layer.inverse(x)
+            x, l = call(layer.inverse, x, context, layer)
             ladj = ladj + l
         return x, ladj
 
-    def stages(self, z: Tensor) -> list[Tensor]:
+    def stages(self, z: Tensor, context: Tensor | None = None) -> list[Tensor]:
         """The points after every layer: ``[z, f_1(z), f_2(f_1(z)), ..., x]``."""
         z = self.check(z)
         out = [z]
         for layer in self.layers:
-            z, _ = layer(z)
+            z, _ = call(layer, z, context)
             out.append(z)
         return out
+
+
+def is_conditional(layer: object) -> bool:
+    """Whether a layer reads a context (its ``conditional`` attribute is true)."""
+    return bool(getattr(layer, "conditional", False))
+
+
+def call(method, t: Tensor, context: Tensor | None, layer: object = None):
+    """``method(t, context)`` for a conditional layer, ``method(t)`` for any other.
+
+    ``layer`` is the layer the method belongs to (``method`` itself when omitted).
+    """
+    if is_conditional(method if layer is None else layer):
+        return method(t, context)
+    return method(t)
 
 
 class Inverse(Layer):
@@ -145,10 +182,11 @@ class Inverse(Layer):
         super().__init__()
         self.layer = check_layer(layer, "Inverse: `layer`")
         self.dim = getattr(layer, "dim", None)
+        self.conditional = is_conditional(layer)
+        self.context_dim = getattr(layer, "context_dim", None) if self.conditional else None
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return self.layer.inverse(self.check(z))
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return call(self.layer.inverse, self.check(z), context, self.layer)
 
-    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.layer(self.check(x, "x"))
-
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return call(self.layer, self.check(x, "x"), context)

@@ -1,9 +1,12 @@
-"""Flow matching against the course's discrete flows at the same training wall-clock.
+"""Flow matching against the course's discrete flows at the same training CPU time.
 
 On the 2-D data sets with an exact entropy where the affine flows stay far from it
-(checkerboard, rings), every model trains for the same number of *seconds* (not steps):
-a flow-matching step is a cheap regression, an NSF step a spline flow's full likelihood,
-so a budget in steps would favour one or the other. Each run:
+(checkerboard, rings), every model trains for the same number of *seconds of CPU time*
+(``time.process_time`` of the process, one torch thread), not the same number of steps: a
+flow-matching step is a cheap regression, an NSF step a spline flow's full likelihood, so a
+budget in steps would favour one or the other. CPU time rather than wall-clock, because the
+machine the benchmark runs on may be shared: another process on the same cores stretches the
+wall-clock of a run but not (much) its CPU time. Each run:
 
 - draws its training and held-out sets with seeds of its own (the same for every model);
 - trains with Adam, batches drawn with replacement by a seeded generator, and a cosine
@@ -11,8 +14,15 @@ so a budget in steps would favour one or the other. Each run:
   stopping at the first step that starts after the budget;
 - reports the held-out NLL (the continuous flow's by the exact divergence integrated with
   dopri5 at ``rtol = atol = 1e-5``), its gap to the entropy with the standard error of the
-  held-out mean, the number of steps taken, and the median time to draw and to score
+  held-out mean, the number of steps taken, and the median CPU time to draw and to score
   ``n_time`` points.
+
+Two flow-matching recipes: "flow matching" (the recipe of :class:`ContinuousConfig`: the
+velocity field's widths and Fourier time features, its batch size and learning rate, an
+exponential moving average of the weights, the density of the times, the pairing of noise
+and data) and "flow matching, plain" (the first recipe of the course: a (64, 64, 64) field
+on ``(x, t)``, batches of 256, uniform times, independent pairs, no average), which shows
+what the recipe buys.
 
 Run it (one torch thread, as the rest of the benchmarks)::
 
@@ -40,26 +50,31 @@ import torch
 
 import nfcourse as nf
 from nfcourse import continuous
-from nfcourse.timing import median_time
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Flow matching against discrete flows at the same training time"
+PLAIN = "flow matching, plain"
 
 
 @dataclass
 class ContinuousConfig:
-    """The shared budget of every run."""
+    """The shared budget of every run, and the flow-matching recipe."""
 
     datasets: tuple[str, ...] = ("checkerboard", "rings")
-    models: tuple[str, ...] = ("flow matching", "flow matching, wide", "NSF", "RealNVP")
+    models: tuple[str, ...] = ("flow matching", PLAIN, "NSF", "RealNVP")
     seeds: tuple[int, ...] = (0, 1, 2)
-    budget_s: float = 60.0  # training wall-clock of every run
-    batch_size: int = 256
+    budget_s: float = 60.0  # training CPU time (time.process_time) of every run
+    batch_size: int = 256  # discrete flows, and the plain flow matching
     lr: dict | None = None  # per model; None: LEARNING_RATES
     layers: int = 5  # discrete flows
     hidden: tuple[int, ...] = (64, 64)  # discrete flows' conditioners
-    field_hidden: tuple[int, ...] = (64, 64, 64)  # the velocity field
-    wide_hidden: tuple[int, ...] = (128, 128, 128)  # as many parameters as the NSF
+    field_hidden: tuple[int, ...] = (64, 64, 64)  # the plain recipe's velocity field
+    fm_hidden: tuple[int, ...] = (128, 128, 128)  # the recipe's velocity field
+    time_features: int = 8  # the recipe's Fourier features of t
+    fm_batch_size: int = 1024  # the recipe's batch
+    ema: float | None = 0.999  # the recipe's moving average of the weights
+    pairing: str = "independent"  # the recipe's pairing of noise and data
+    time_power: float = 1.0  # the recipe's density of t (1: uniform)
     n_train: int = 20_000
     n_test: int = 5_000
     n_time: int = 2_000  # points drawn or scored in the timings
@@ -69,13 +84,24 @@ class ContinuousConfig:
     test_seed: int = 2000
 
 
-LEARNING_RATES = {"flow matching": 3e-3, "flow matching, wide": 3e-3, "NSF": 3e-3, "RealNVP": 3e-3}
+LEARNING_RATES = {"flow matching": 3e-3, PLAIN: 3e-3, "NSF": 3e-3, "RealNVP": 3e-3}
+
+
+def recipe(name: str, cfg: ContinuousConfig) -> dict:
+    """The flow-matching settings of model ``name``."""
+    if name == PLAIN:
+        return dict(hidden=cfg.field_hidden, time_features=0, batch_size=cfg.batch_size,
+                    ema=None, pairing="independent", time_power=1.0)  # fmt: skip
+    return dict(hidden=cfg.fm_hidden, time_features=cfg.time_features,
+                batch_size=cfg.fm_batch_size, ema=cfg.ema, pairing=cfg.pairing,
+                time_power=cfg.time_power)  # fmt: skip
 
 
 def build(name: str, cfg: ContinuousConfig) -> torch.nn.Module:
     if name.startswith("flow matching"):
-        hidden = cfg.wide_hidden if name.endswith("wide") else cfg.field_hidden
-        return continuous.ContinuousFlow(2, hidden, rtol=cfg.rtol, atol=cfg.atol)
+        r = recipe(name, cfg)
+        field = continuous.VelocityField(2, r["hidden"], time_features=r["time_features"])
+        return continuous.ContinuousFlow(2, field=field, rtol=cfg.rtol, atol=cfg.atol)
     if name == "NSF":
         return nf.nsf(2, cfg.layers, cfg.hidden)
     if name == "RealNVP":
@@ -86,30 +112,54 @@ def build(name: str, cfg: ContinuousConfig) -> torch.nn.Module:
 def train(
     model: torch.nn.Module, name: str, data: torch.Tensor, cfg: ContinuousConfig, seed: int
 ) -> dict:
-    """Train for ``cfg.budget_s`` seconds; returns the steps taken and the time used."""
+    """Train for ``cfg.budget_s`` seconds of CPU time; the steps taken and the time used."""
     lr = (cfg.lr or LEARNING_RATES)[name]
     params = list(model.parameters())
     optimizer = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
     n = data.shape[0]
+    fm = recipe(name, cfg) if name.startswith("flow matching") else None
+    batch_size = fm["batch_size"] if fm else cfg.batch_size
+    average = continuous._Average(params, fm["ema"]) if fm and fm["ema"] else None
     model.train()
-    steps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < cfg.budget_s:
+    steps, start, wall = 0, time.process_time(), time.perf_counter()
+
+    def result(diverged: bool) -> dict:
+        return {"steps": steps, "seconds": time.process_time() - start,
+                "wall_s": time.perf_counter() - wall, "diverged": diverged}  # fmt: skip
+
+    while (elapsed := time.process_time() - start) < cfg.budget_s:
         for group in optimizer.param_groups:
             group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * elapsed / cfg.budget_s))
-        x1 = data[torch.randint(n, (cfg.batch_size,), generator=gen)]
-        if name.startswith("flow matching"):
-            x0, t = continuous._draw(x1, gen)
+        x1 = data[torch.randint(n, (batch_size,), generator=gen)]
+        if fm:
+            x0, t = continuous._draw(x1, gen, fm["pairing"], fm["time_power"])
             loss = continuous.flow_matching_loss(model.field, x1, x0, t)
         else:
             loss = -model.log_prob(x1).mean()
         if not math.isfinite(loss.item()):
-            return {"steps": steps, "seconds": time.perf_counter() - start, "diverged": True}
+            return result(True)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update()
         steps += 1
-    return {"steps": steps, "seconds": time.perf_counter() - start, "diverged": False}
+    if average is not None:
+        average.copy_to_params()
+    return result(False)
+
+
+def cpu_median(fn, repeats: int = 3) -> float:
+    """The median CPU time (``time.process_time``) of ``fn()`` over ``repeats`` calls, after
+    one untimed call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
 
 
 @torch.no_grad()
@@ -133,8 +183,8 @@ def run(cfg: ContinuousConfig, log=print) -> list[dict]:
                 nll = score(model, test_x)
                 few = test_x[: cfg.n_time]
                 with torch.no_grad():
-                    sample_s = median_time(lambda m=model: m.sample(cfg.n_time), repeats=3)
-                    score_s = median_time(lambda m=model, x=few: m.log_prob(x), repeats=3)
+                    sample_s = cpu_median(lambda m=model: m.sample(cfg.n_time))
+                    score_s = cpu_median(lambda m=model, x=few: m.log_prob(x))
                 row = {
                     "dataset": ds_name,
                     "model": name,
@@ -145,6 +195,7 @@ def run(cfg: ContinuousConfig, log=print) -> list[dict]:
                     "se": nll.std().item() / math.sqrt(len(nll)),
                     "steps": result["steps"],
                     "train_s": result["seconds"],
+                    "train_wall_s": result["wall_s"],
                     "diverged": result["diverged"],
                     "sample_s": sample_s,
                     "score_s": score_s,
@@ -228,20 +279,40 @@ def verdicts(results: dict) -> dict[str, dict]:
 def markdown(results: dict, figures: Path | None = None) -> list[str]:
     """The section of ``docs/benchmarks.md`` (no figure: ``figures`` is not used)."""
     cfg = results["config"]
+    fm = recipe("flow matching", ContinuousConfig(**_known(cfg)))
+    if fm["pairing"] == "ot":
+        pairs = "noise and data paired by minibatch optimal transport"
+    else:
+        pairs = "noise and data drawn independently"
+    if fm["time_power"] == 1:
+        times = "t uniform"
+    else:
+        times = f"t = 1 - (1 - u)^{fm['time_power']:g} with u uniform"
+    if fm["ema"]:
+        average = f"a moving average of the weights (decay {fm['ema']:g})"
+    else:
+        average = "no moving average"
     lines = [
         f"## {TITLE}",
         "",
-        f"Every model trained for {cfg['budget_s']:g} s of wall-clock (one torch thread), "
-        f"batches of {cfg['batch_size']}, Adam with a cosine decay over the time budget; "
+        f"Every model trained for {cfg['budget_s']:g} s of CPU time (`time.process_time`, one "
+        "torch thread; not wall-clock, because the machine was shared: "
+        f"{results['meta'].get('shared', 'see the load below')}), "
+        f"Adam with a cosine decay over the time budget; "
         f"{len(cfg['seeds'])} seeds, each with its own {cfg['n_train']:,} training and "
-        f"{cfg['n_test']:,} held-out points. Flow matching: a velocity field MLP "
-        f"{tuple(cfg['field_hidden'])} (wide: {tuple(cfg.get('wide_hidden', ()))}) with SiLU, "
-        "trained on the straight-line path, scored by "
-        f"the exact divergence integrated with dopri5 (rtol = atol = {cfg['rtol']:g}). NSF and "
-        f"RealNVP: {cfg['layers']} layers, conditioners {tuple(cfg['hidden'])}, trained by "
+        f"{cfg['n_test']:,} held-out points. Flow matching (the package's "
+        f"`fit_flow_matching` recipe): a velocity field MLP {tuple(fm['hidden'])} with SiLU "
+        f"and {fm['time_features']} Fourier features of t, batches of {fm['batch_size']}, "
+        f"{times}, {pairs}, {average}. Flow matching, plain: the course's first recipe, a "
+        f"field {tuple(cfg['field_hidden'])} on (x, t), batches of {cfg['batch_size']}, t "
+        "uniform, independent pairs, no average. Both trained on the straight-line path and "
+        "scored by the exact divergence integrated with dopri5 "
+        f"(rtol = atol = {cfg['rtol']:g}). NSF and RealNVP: {cfg['layers']} layers, "
+        f"conditioners {tuple(cfg['hidden'])}, batches of {cfg['batch_size']}, trained by "
         "maximum likelihood. Made by `python -m benchmarks.continuous` on "
-        f"{results['meta']['date']} ({results['meta']['machine']}); the machine was shared "
-        f"(load {results['meta']['load']}), so the timings are noisy.",
+        f"{results['meta']['date']} ({results['meta']['machine']}; load "
+        f"{results['meta']['load']}); the sample and score times are CPU times too, still "
+        "noisy on a shared machine.",
         "",
         "Gap to the entropy (held-out NLL - H(p), nats; mean over seeds +- its standard error "
         "over seeds; in brackets the standard error of one run's held-out mean):",
@@ -256,7 +327,7 @@ def markdown(results: dict, figures: Path | None = None) -> list[str]:
             f"({r['se_test']:.3f}) | {r['steps']:.0f} | {r['sample_s']:.2f} | "
             f"{r['score_s']:.2f} | {r['params']:,} |"
         )
-    lines += ["", f"Sample and score: median seconds for {n:,} points.", ""]
+    lines += ["", f"Sample and score: median CPU seconds for {n:,} points.", ""]
     for ds_name, v in verdicts(results).items():
         word = "met" if v["met"] else "not met"
         lines.append(
@@ -265,6 +336,37 @@ def markdown(results: dict, figures: Path | None = None) -> list[str]:
             f"than the best discrete flow) is {word}."
         )
     return lines + [""]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_one(cfg: ContinuousConfig) -> list[dict]:
+    torch.set_num_threads(1)
+    return run(cfg, log=_log)
+
+
+def run_parallel(cfg: ContinuousConfig, jobs: int = 1) -> list[dict]:
+    """:func:`run`, the data sets in up to ``jobs`` processes at once; the rows in the
+    order of :func:`run`."""
+    if jobs <= 1 or len(cfg.datasets) <= 1:
+        return run(cfg, log=_log)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from dataclasses import replace
+
+    parts = [replace(cfg, datasets=(name,)) for name in cfg.datasets]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(parts)), mp_context=context) as pool:
+        return [row for rows in pool.map(_run_one, parts) for row in rows]
+
+
+def _known(cfg: dict) -> dict:
+    """The entries of a stored config that :class:`ContinuousConfig` knows (older files lack
+    some: those keep their defaults)."""
+    names = ContinuousConfig.__dataclass_fields__
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in names}
 
 
 def _load() -> str:
@@ -280,6 +382,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int)
     p.add_argument("--datasets", nargs="+")
     p.add_argument("--models", nargs="+")
+    p.add_argument(
+        "--shared",
+        default="no other work known",
+        help="what else ran on the machine (written on the page)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="run the data sets in this many processes at once, each with one torch thread "
+        "(the budget is CPU time, so runs side by side get the same budget)",
+    )
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks-continuous.json"))
     args = p.parse_args(argv)
     cfg = ContinuousConfig()
@@ -290,10 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     load = _load()
     start = time.perf_counter()
-    rows = run(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    rows = run_parallel(cfg, args.jobs)
     results = {
         "meta": {
             "date": str(date.today()),
+            "clock": "time.process_time (CPU time of the process, one torch thread)",
+            "shared": args.shared,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
             "load": f"{load} at the start, {_load()} at the end",
             "total_s": time.perf_counter() - start,

@@ -195,20 +195,123 @@ def test_flow_matching_loss_at_the_exact_field_is_d_pi_s_over_2():
     assert abs(reversed_target.item() - 3 * math.pi * s / 2) > 1
 
 
-def test_training_by_flow_matching_learns_a_gaussian():
+RECIPES = {
+    "plain": dict(hidden=(32, 32)),
+    "the benchmark's options": dict(
+        hidden=(32, 32), time_features=4, ema=0.99, pairing="ot", time_power=1.5
+    ),
+}
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_training_by_flow_matching_learns_a_gaussian(recipe):
+    options = dict(RECIPES[recipe])
     torch.manual_seed(0)
     m, s = torch.tensor([1.0, -1.0]), 0.5
     data = m + s * torch.randn(4000, 2)
-    flow = C.ContinuousFlow(2, hidden=(32, 32))
-    history = C.fit_flow_matching(flow, data, steps=600, lr=5e-3, progress=False, seed=0)
+    field = C.VelocityField(2, options.pop("hidden"), time_features=options.pop("time_features", 0))
+    flow = C.ContinuousFlow(2, field=field)
+    history = C.fit_flow_matching(flow, data, steps=600, lr=5e-3, progress=False, seed=0, **options)
     assert history.kind == "flow_matching" and len(history.loss) == 600
-    assert history.final_loss < 2.2  # the minimum is D pi s / 2 = 1.57; the start is near 3
+    if options.get("pairing") != "ot":  # with OT pairs the targets vary less: a lower loss
+        assert history.final_loss < 2.2  # the minimum is D pi s / 2 = 1.57; the start is near 3
     x = flow.sample(4000, generator=torch.Generator().manual_seed(1))
     assert (x.mean(0) - m).abs().max() < 0.1
     assert (x.std(0) - s).abs().max() < 0.1
     test = m + s * torch.randn(2000, 2)
     gap = nf.nll(flow, test) - torch.distributions.Normal(m, s).entropy().sum().item()
     assert 0 <= gap + 0.05 and gap < 0.1
+
+
+def test_time_features_are_sines_and_cosines_of_t():
+    field = C.VelocityField(2, hidden=(8,), time_features=3).double()
+    assert field.net[0].in_features == 2 + 1 + 2 * 3
+    x = torch.randn(5, 2, dtype=F64)
+    t = torch.rand(5, dtype=F64)
+    k = torch.arange(1, 4, dtype=F64)
+    features = torch.cat([t[:, None], (math.pi * k * t[:, None]).sin(),
+                          (math.pi * k * t[:, None]).cos()], -1)  # fmt: skip
+    assert torch.allclose(field(x, t), field.net(torch.cat([x, features], -1)), atol=1e-12)
+    # one time for all points, as a number, as a 0-d tensor and per point, agree
+    same = field(x, torch.full((5, 1), 0.3, dtype=F64))
+    assert torch.allclose(field(x, 0.3), same) and torch.allclose(field(x, torch.tensor(0.3)), same)
+    assert C.VelocityField(2, hidden=(8,)).net[0].in_features == 3  # 0 features: t alone
+
+
+def test_ot_pairs_are_the_cheapest_assignment():
+    from itertools import permutations
+
+    g = torch.Generator().manual_seed(11)
+    x1, x0 = torch.randn(6, 2, generator=g, dtype=F64), torch.randn(6, 2, generator=g, dtype=F64)
+
+    def cost(p):
+        return (x1 - x0[list(p)]).square().sum().item()
+
+    best = min(cost(p) for p in permutations(range(6)))
+    pairs = C._ot_pairs(x1, x0)
+    assert sorted(pairs.tolist()) == list(range(6))  # every x0 used once: a permutation
+    assert cost(pairs.tolist()) == pytest.approx(best, rel=1e-12)
+    assert cost(range(6)) > best + 1e-6  # the independent pairs of this draw are not optimal
+    # through _draw: the x0 of a batch are a permutation of the independent ones
+    x0_ot, _ = C._draw(x1, torch.Generator().manual_seed(3), pairing="ot")
+    x0_ind, _ = C._draw(x1, torch.Generator().manual_seed(3))
+    assert torch.equal(x0_ot.sum(0), x0_ind[C._ot_pairs(x1, x0_ind)].sum(0))
+    assert not torch.equal(x0_ot, x0_ind)
+
+
+def test_time_power_moves_the_times_towards_the_data():
+    x1 = torch.zeros(200_000, 2, dtype=F64)
+    g = torch.Generator().manual_seed(12)
+    _, uniform = C._draw(x1, g)
+    _, late = C._draw(x1, g, time_power=2.0)
+    assert 0 <= late.min() and late.max() <= 1
+    se = 0.3 / math.sqrt(len(x1))
+    assert abs(uniform.mean().item() - 1 / 2) < 4 * se
+    assert abs(late.mean().item() - 2 / 3) < 4 * se  # E[1 - (1 - u)^2] = 1 - 1/3
+
+
+def test_the_moving_average_follows_its_recursion():
+    p = torch.nn.Parameter(torch.zeros(3, dtype=F64))
+    average = C._Average([p], decay=0.9)
+    expected = torch.zeros(3, dtype=F64)
+    for n in range(1, 40):
+        with torch.no_grad():
+            p.fill_(float(n))
+        average.update()
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * p.detach()
+    assert torch.allclose(average.values[0], expected, atol=1e-12)
+    assert (average.values[0] < 39 - 3).all()  # it lags behind the last value
+    average.copy_to_params()
+    assert torch.equal(p.detach(), expected)
+
+
+def test_fit_with_a_moving_average_ends_with_the_average(monkeypatch):
+    made = []
+
+    class Recording(C._Average):
+        def __init__(self, params, decay):
+            super().__init__(params, decay)
+            made.append(self)
+
+        def copy_to_params(self):
+            self.last = [p.detach().clone() for p in self.params]
+            super().copy_to_params()
+
+    monkeypatch.setattr(C, "_Average", Recording)
+    torch.manual_seed(0)
+    field = C.VelocityField(2, hidden=(8,))
+    data = torch.randn(500, 2) + 3
+    C.fit_flow_matching(field, data, steps=50, progress=False, seed=0, ema=0.9)
+    (average,) = made
+    assert average.updates == 50  # one update per step
+    for p, v in zip(field.parameters(), average.values, strict=True):
+        assert torch.equal(p.detach(), v)  # the field ends with the average ...
+    moved = [(v - w).abs().max() for v, w in zip(average.values, average.last, strict=True)]
+    assert max(moved) > 1e-4
+    made.clear()  # ... which is not the last step's weights; without ema, no average
+    C.fit_flow_matching(field, data, steps=5, progress=False, seed=0)
+    assert not made
 
 
 # --- solvers -------------------------------------------------------------------------------
@@ -287,6 +390,22 @@ def test_the_flow_works_with_the_package_evaluation():
             ValueError,
             "`steps`",
         ),
+        (
+            lambda f: C.fit_flow_matching(C.ContinuousFlow(2), torch.zeros(5, 2), ema=1.0),
+            ValueError,
+            "below 1",
+        ),
+        (
+            lambda f: C.fit_flow_matching(C.ContinuousFlow(2), torch.zeros(5, 2), pairing="sink"),
+            KeyError,
+            "independent",
+        ),
+        (
+            lambda f: C.fit_flow_matching(C.ContinuousFlow(2), torch.zeros(5, 2), time_power=0),
+            ValueError,
+            "`time_power`",
+        ),
+        (lambda f: C.VelocityField(2, time_features=-1), ValueError, "`time_features`"),
     ],
     ids=[
         "unknown solver",
@@ -304,6 +423,10 @@ def test_the_flow_works_with_the_package_evaluation():
         "a discrete flow",
         "data of the wrong D",
         "no steps",
+        "ema 1",
+        "unknown pairing",
+        "time power 0",
+        "negative time features",
     ],
 )
 def test_bad_arguments_get_clear_errors(call, error, words):
@@ -355,17 +478,22 @@ def test_the_benchmark_runs_and_renders_its_section(tmp_path):
 
     cfg = bench.ContinuousConfig(
         seeds=(0, 1), budget_s=0.3, n_train=500, n_test=100, n_time=20, field_hidden=(8,),
-        wide_hidden=(16,), hidden=(8,), layers=2,
+        fm_hidden=(16,), hidden=(8,), layers=2, fm_batch_size=64, pairing="ot",
     )  # fmt: skip
     rows = bench.run(cfg, log=lambda message: None)
     assert len(rows) == 2 * len(cfg.models) * 2
     assert all(r["steps"] >= 1 and math.isfinite(r["gap"]) for r in rows)
+    assert all(0.3 <= r["train_s"] < 3 for r in rows)  # CPU seconds: the budget, one step more
     results = {
-        "meta": {"date": "today", "machine": "here", "load": "low"},
+        "meta": {"date": "today", "machine": "here", "load": "low", "shared": "nothing"},
         "config": {**bench.asdict(cfg), "lr": bench.LEARNING_RATES},
         "rows": rows,
     }
     page = "\n".join(bench.markdown(results, tmp_path))
     assert "| checkerboard | flow matching |" in page and "| rings | NSF |" in page
-    assert "| rings | flow matching, wide |" in page
+    assert "| rings | flow matching, plain |" in page
+    assert "s of CPU time" in page and "minibatch optimal transport" in page
     assert page.count("the target (no worse than the best discrete flow) is") == 2
+    # the two recipes differ as the page says
+    fm, plain = bench.build("flow matching", cfg), bench.build(bench.PLAIN, cfg)
+    assert fm.field.time_features == cfg.time_features and plain.field.time_features == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from registry import CASE, HIDDEN, build, perturb
@@ -326,3 +327,112 @@ def test_fit_gets_clear_errors_about_contexts(kwargs, match):
         nf.fit(
             nf.realnvp(2), torch.zeros(50, 2), context=torch.zeros(50, 1), steps=1, progress=False
         )
+
+
+# --- the lesson's data: a conditional density and a simulator with an exact posterior -----------
+
+
+def test_banana_log_prob_is_a_normalized_density_for_every_context_and_its_entropy():
+    from nfcourse.data.simulators import Banana
+
+    banana = Banana(noise=0.5)
+    h = 0.05  # x2 reaches c (x1^2 - 1), far out where x1 is: a tall box
+    grid = torch.cartesian_prod(
+        torch.arange(-7, 7, h, dtype=F64) + h / 2, torch.arange(-80, 80, h, dtype=F64) + h / 2
+    )
+    for c in (-1.5, 0.0, 0.7):
+        assert math.isclose(banana.log_prob(grid, c).exp().sum().item() * h * h, 1, abs_tol=1e-6)
+    x, c = banana.sample(50_000, seed=0)
+    assert x.shape == (50_000, 2) and c.shape == (50_000, 1)
+    assert -1.5 <= c.min() and c.max() <= 1.5
+    nll = -banana.log_prob(x.double(), c.double()).mean().item()
+    assert math.isclose(nll, banana.entropy(), abs_tol=0.02)
+    # samples at one context follow that context's curve: E[x2 | x1] = c (x1^2 - 1)
+    x = banana.sample_given(20_000, 1.2, seed=1)
+    slope = (x[:, 1] * (x[:, 0] ** 2 - 1)).mean() / ((x[:, 0] ** 2 - 1) ** 2).mean()
+    assert math.isclose(slope.item(), 1.2, abs_tol=0.05)
+    assert torch.equal(banana.sample(5, seed=3)[0], banana.sample(5, seed=3)[0])
+
+
+def test_the_simulators_posterior_is_normalized_bimodal_and_its_credibility_is_uniform():
+    from nfcourse.data.simulators import SquareSimulator
+
+    sim = SquareSimulator(noise=0.5)
+    post = sim.posterior(torch.tensor([2.0, 0.5]))
+    finer = sim.posterior(torch.tensor([2.0, 0.5]), step=0.015)
+    assert math.isclose(post.log_evidence, finer.log_evidence, abs_tol=1e-8)
+    assert math.isclose(post.log_p.exp().sum().item() * post.cell, 1.0, abs_tol=1e-9)
+    # the evidence against a Monte Carlo estimate over the prior
+    theta = torch.randn(400_000, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    lik = sim.log_likelihood(theta, torch.tensor([2.0, 0.5], dtype=F64))
+    mc = (torch.logsumexp(lik, 0) - math.log(len(theta))).item()
+    assert math.isclose(mc, post.log_evidence, abs_tol=0.02)
+    # two modes, mirror images in theta_1: near (+-sqrt 2, 0.5 -+ sqrt 2)
+    modes = torch.tensor([[2**0.5, 0.5 - 2**0.5], [-(2**0.5), 0.5 + 2**0.5]], dtype=F64)
+    middle = torch.tensor([0.0, 0.5], dtype=F64)
+    lp = post.log_prob(modes)
+    assert (lp - post.log_prob(middle)).min() > 3  # the middle between them is a valley
+    mean, cov = post.moments()
+    assert post.log_prob(mean).item() < lp.max().item() - 2  # the mean sits in the valley
+    assert cov[0, 0] > 1.0
+    # theta drawn with x from the joint: its credibility is uniform (the exact posterior
+    # is calibrated), and a wrong posterior is not
+    theta, x = sim.sample_joint(300, seed=4)
+    cred = torch.stack(
+        [sim.posterior(xi, step=0.08).credibility(ti) for ti, xi in zip(theta, x, strict=True)]
+    )
+    for level in (0.25, 0.5, 0.75, 0.9):
+        assert abs((cred < level).double().mean().item() - level) < 0.08
+    shifted = torch.stack(
+        [
+            sim.posterior(xi + 1.0, step=0.08).credibility(ti)
+            for ti, xi in zip(theta, x, strict=True)
+        ]
+    )
+    assert (shifted < 0.5).double().mean().item() < 0.35
+
+
+def test_the_simulator_and_banana_refuse_bad_arguments():
+    from nfcourse.data.simulators import Banana, SquareSimulator
+
+    with pytest.raises(ValueError, match="noise"):
+        SquareSimulator(noise=-1.0)
+    with pytest.raises(ValueError, match="one observation of shape"):
+        SquareSimulator().posterior(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="lo < hi"):
+        Banana(context_range=(1.0, -1.0))
+
+
+# --- the lesson's pictures ------------------------------------------------------------------------
+
+
+def test_context_figure_and_explorer_draw_the_exact_and_the_flow_density_at_extreme_contexts():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nfcourse.data.simulators import Banana
+    from nfcourse.viz.conditional import context_explorer, context_figure, coverage_figure
+
+    torch.manual_seed(0)
+    flow = conditional_realnvp(2, 1, layers=2, hidden=(8,))
+    banana = Banana()
+    for c in (-1.5, 1.5):
+        exact_ax, flow_ax = context_figure(flow, c, banana.log_prob, resolution=50)
+        image = exact_ax.images[0].get_array()
+        assert image.shape == (50, 50)
+        # the exact panel's brightest pixel sits on the curve x2 = c (x1^2 - 1)
+        row, col = np.unravel_index(np.argmax(image), image.shape)
+        x1, x2 = -4 + 8 * (col + 0.5) / 50, -4 + 8 * (row + 0.5) / 50
+        assert abs(x2 - c * (x1**2 - 1)) < 0.5, (x1, x2)
+        assert flow_ax.images[0].get_array().shape == (50, 50)
+    widget = context_explorer(flow, banana.log_prob, resolution=20)
+    assert widget.redraws == 1 and widget.message.value == ""
+    for value in (widget.slider.min, widget.slider.max):
+        widget.slider.value = value
+    assert widget.redraws == 3 and widget.message.value == ""
+    with pytest.raises(ValueError, match="context_dim=1"):
+        context_figure(conditional_realnvp(2, 3, layers=1, hidden=(4,)), 0.0)
+    with pytest.raises(ValueError, match="lo < hi"):
+        context_explorer(flow, context_range=(1, 0))
+    ax = coverage_figure({"flow": [0.1, 0.5, 0.9]}, [0.1, 0.5, 0.9], band=100)
+    assert len(ax.lines) == 2 and len(ax.collections) == 1

@@ -172,3 +172,56 @@ def test_strict_mode_raises(monkeypatch):
         check.conditional_coupling(with_bug("context ignored"))
     with pytest.raises(CheckFailed, match="not done"):
         check.conditional_coupling(Stub)
+
+
+# ----------------------------------------------------------------------------
+# Exercise 9.2
+
+
+def credibility(log_q_samples, log_q_true):
+    """The notebook's solution of exercise 9.2."""
+    return (log_q_samples > log_q_true).double().mean(0)
+
+
+def test_credibility_reference_passes_and_a_stub_is_not_done():
+    from nfcourse.data.simulators import sample_credibility
+
+    assert check.credibility(credibility)
+    assert check.credibility(sample_credibility)
+    assert check.credibility(lambda s, t: (s.exp() > t.exp()).float().mean(0))  # same ranks
+
+    def stub(s, t):
+        raise NotImplementedError("Exercise 9.2: the credibility")
+
+    assert check.credibility(stub).status == "not done"
+
+
+@pytest.mark.parametrize(
+    "fn, message, hint",
+    [
+        (lambda s, t: (s < t).double().mean(0), "1 minus the credibility", "HIGHER"),
+        (lambda s, t: (s > t).double().sum(0), "counts", "divide by the number of samples"),
+        (
+            lambda s, t: (s > t).double().mean(1),
+            "instead of over the samples",
+            "average over the samples",
+        ),
+        (lambda s, t: (s > t).double().mean(), "returned shape", "one credibility per test pair"),
+        (
+            lambda s, t: (s > t[:, None]).double().mean(0),
+            "broadcast along the wrong dimension",
+            "not with log_q_true[:, None]",
+        ),
+        (
+            lambda s, t: (s >= t.mean()).double().mean(0),
+            "differs from the fraction",
+            "(log_q_samples > log_q_true)",
+        ),
+        (lambda s, t: [0.5] * t.shape[0], "not a torch.Tensor", "one per test pair"),
+    ],
+    ids=["flipped", "counts", "wrong axis", "one number", "broadcast", "other", "list"],
+)
+def test_credibility_mistakes_get_their_hint(fn, message, hint):
+    result = check.credibility(fn)
+    assert result.status == "failed", result.line
+    assert message in result.message and hint in result.hint, result.line

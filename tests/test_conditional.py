@@ -436,3 +436,16 @@ def test_context_figure_and_explorer_draw_the_exact_and_the_flow_density_at_extr
         context_explorer(flow, context_range=(1, 0))
     ax = coverage_figure({"flow": [0.1, 0.5, 0.9]}, [0.1, 0.5, 0.9], band=100)
     assert len(ax.lines) == 2 and len(ax.collections) == 1
+
+
+def test_sample_credibility_estimates_the_mass_above_the_true_density():
+    from nfcourse.data.simulators import sample_credibility
+
+    # q = N(0, I) in 2-D: the mass where q is higher than at theta is 1 - exp(-|theta|^2 / 2)
+    g = torch.Generator().manual_seed(0)
+    samples = torch.randn(20_000, 5, 2, generator=g, dtype=F64)
+    theta = torch.tensor([[0.1, 0.0], [0.5, -0.5], [1.0, 1.0], [-2.0, 0.3], [3.0, 0.0]], dtype=F64)
+    normal = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=F64), torch.eye(2))
+    estimate = sample_credibility(normal.log_prob(samples), normal.log_prob(theta))
+    exact = 1 - torch.exp(-0.5 * (theta**2).sum(-1))
+    assert estimate.shape == (5,) and (estimate - exact).abs().max() < 0.015

@@ -223,3 +223,16 @@ class SquareSimulator:
 
     def __repr__(self) -> str:
         return f"SquareSimulator(noise={self.noise})"
+
+
+def sample_credibility(log_q_samples: Tensor, log_q_true: Tensor) -> Tensor:
+    """The credibility of true parameters under approximations known by their samples.
+
+    ``log_q_samples`` ``(m, N)``: the log-densities of ``m`` samples of each of ``N``
+    approximate posteriors ``q(. | x_n)`` (as ``flow.sample_and_log_prob(m, context=x)``
+    gives them); ``log_q_true`` ``(N,)``: ``log q(theta_n | x_n)`` of the true parameters.
+    Returns ``(N,)``: the fraction of samples where ``q`` is higher than at ``theta_n``,
+    a Monte Carlo estimate of the mass of ``q`` above ``theta_n``'s density (as
+    :meth:`GridPosterior.credibility` computes it exactly for the exact posterior).
+    """
+    return (log_q_samples > log_q_true).double().mean(0)

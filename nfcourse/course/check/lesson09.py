@@ -1,4 +1,5 @@
-"""Checks of lesson 09 (conditional flows): a conditional affine coupling layer.
+"""Checks of lesson 09 (conditional flows): a conditional affine coupling layer, and the
+credibility of a true parameter under a posterior known by its samples.
 
 The check drives the learner's class ``cls(mask, context_dim, hidden)``, with
 ``forward(z, context)`` and ``inverse(x, context)``, in float64, its network's
@@ -16,10 +17,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ...data.simulators import sample_credibility
 from ...layers.coupling import alternating_mask, half_mask
 from ...testing import autograd_jacobian
 from ._core import Mistake, exercise
-from ._tools import gradient_hint
+from ._tools import as_tensor, close, gradient_hint
 from .lesson04 import (
     _INVERSE_HINTS,
     _check_gradients,
@@ -33,7 +35,7 @@ from .lesson04 import (
     _randomize,
 )
 
-__all__ = ["conditional_coupling"]
+__all__ = ["conditional_coupling", "credibility"]
 
 _HIDDEN = (16, 16)
 _N = 64
@@ -261,3 +263,92 @@ def conditional_coupling(cls) -> str:
         "ladj = log|det J| (autograd) both ways, gradients reach the context, round trip "
         f"error {max(errors):.1e} (float64)."
     )
+
+
+# ----------------------------------------------------------------------------
+# Exercise 9.2: the credibility of the true parameter, from samples
+
+
+def _credibility_inputs(m: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Log-densities of m samples for each of n posteriors, and of the n true parameters.
+
+    Each column has its own scale (so that mixing columns shows), and the true values
+    sit at different depths of their columns.
+    """
+    g = torch.Generator().manual_seed(seed)
+    offsets = 3 * torch.randn(n, generator=g, dtype=torch.float64)
+    samples = offsets + torch.randn(m, n, generator=g, dtype=torch.float64)
+    true = offsets + 1.2 * torch.randn(n, generator=g, dtype=torch.float64)
+    return samples, true
+
+
+@exercise("Exercise 9.2")
+def credibility(fn) -> str:
+    """Check ``fn(log_q_samples (m, N), log_q_true (N,)) -> (N,)``: the fraction of each
+    column's samples whose log-density is above the true parameter's."""
+    checked = []
+    for m, n, seed in ((64, 64, 2), (500, 40, 1), (300, 1, 3)):  # m = N first: broadcasting
+        samples, true = _credibility_inputs(m, n, seed)
+        samples_copy, true_copy = samples.clone(), true.clone()
+        ref = sample_credibility(samples, true)
+        out = fn(samples, true)
+        if not (torch.equal(samples, samples_copy) and torch.equal(true, true_copy)):
+            raise Mistake(
+                "your function changed its inputs in place.",
+                "compare without writing into the tensors: (log_q_samples > log_q_true).",
+            )
+        what = f"credibility(log_q_samples of shape {(m, n)}, log_q_true of shape {(n,)})"
+        out = as_tensor(out, what, "return a tensor of N fractions, one per test pair.")
+        if out.shape != ref.shape:
+            if out.dim() == 0 or out.numel() == 1 and n > 1:
+                hint = (
+                    "return one credibility per test pair (average over the samples only, "
+                    "dim 0): the coverage, the average over test pairs, comes later."
+                )
+            elif out.shape == (m,) or out.shape == (m, 1):
+                hint = (
+                    "average over the samples, dim 0 (the rows): each column holds the "
+                    "samples of one test pair's posterior."
+                )
+            else:
+                hint = "return one value per test pair: a tensor of shape (N,)."
+            raise Mistake(f"{what} returned shape {tuple(out.shape)}; expected ({n},).", hint)
+        if close(out, ref):
+            checked.append((m, n))
+            continue
+        if close(out, 1 - ref):
+            raise Mistake(
+                f"{what} returned 1 minus the credibility: the fraction of samples where q is "
+                "lower than at the true parameter.",
+                "count the samples where q is HIGHER than at the true parameter, "
+                "log_q_samples > log_q_true: the highest-density region of level alpha "
+                "holds the true parameter when this mass is below alpha.",
+            )
+        if close(out, ref * m):
+            raise Mistake(
+                f"{what} returned counts (up to {m}), not fractions.",
+                "divide by the number of samples, or take .mean(0) of the 0/1 comparisons: "
+                "a credibility is a probability mass, in [0, 1].",
+            )
+        if m == n and close(out, (samples > true).double().mean(1)):
+            raise Mistake(
+                f"{what} averaged over the test pairs (dim 1) instead of over the samples.",
+                "average over the samples, dim 0 (the rows): each column holds the samples of "
+                "one test pair's posterior.",
+            )
+        if m == n and close(out, (samples > true[:, None]).double().mean(0)):
+            raise Mistake(
+                f"{what} compared sample j of each column with the true value of pair j: the "
+                "true values were broadcast along the wrong dimension.",
+                "log_q_true has one value per column (test pair): compare log_q_samples (m, N) "
+                "with log_q_true (N,) directly, which broadcasts along the last dimension; "
+                "not with log_q_true[:, None].",
+            )
+        raise Mistake(
+            f"{what} differs from the fraction of samples above the true log-density by up to "
+            f"{(out - ref).abs().max().item():.3g}.",
+            "for each column n: the fraction of its m samples with log_q_samples[:, n] > "
+            "log_q_true[n], i.e. (log_q_samples > log_q_true).double().mean(0).",
+        )
+    shown = ", ".join(f"m = {m}, N = {n}" for m, n in checked)
+    return f"{shown}: the fraction of samples above the true log-density, one per test pair."

@@ -13,7 +13,7 @@ myst_heading_anchors = 3
 # Every lesson runs at build time; one that raises fails the build (-W).
 nb_execution_mode = "cache"
 nb_execution_cache_path = os.environ.get("NFCOURSE_SITE_CACHE", "")
-nb_execution_timeout = 300
+nb_execution_timeout = 900  # seconds per cell: generous, for a slow or busy machine
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 

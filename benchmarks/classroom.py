@@ -6,11 +6,14 @@ All in a learner's JupyterLab; one torch thread per kernel, as the lessons set
 it). Per learner it records the wall time (kernel start included), the CPU time
 of the kernel and the peak memory (resident set size) of the kernel's process
 tree, sampled every ``--interval`` seconds; per class it records the machine's
-cores, its load before the start and how much more memory the whole machine used
-at its peak than before the start (which counts the libraries the kernels share
-once, unlike the kernels' own resident sizes). Writes JSON and a Markdown page.
+cores, how busy its CPUs were just before the start and how much more memory
+the whole machine used at its peak than before the start (which counts the
+libraries the kernels share once, unlike the kernels' own resident sizes). It
+also measures one idle JupyterLab server's memory, and turns the figures into a
+sizing rule for a class (cores and memory). Writes JSON and a Markdown page.
 
     python benchmarks/classroom.py                                  # every lesson, N = 1 2 4 8
+    python benchmarks/classroom.py --class-lessons 01 03 07 10      # others at N = 1 only
     python benchmarks/classroom.py --lessons 01 --learners 1 2 \\
         --output /tmp/classroom.md --json /tmp/classroom.json       # a quick try
 
@@ -23,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import date
@@ -81,23 +86,25 @@ class TreeSampler(threading.Thread):
 def run_learner(path: Path, interval: float, timeout: int) -> dict:
     """Run the notebook at ``path`` in a fresh kernel, sampled; return this learner's figures."""
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
     sampler = TreeSampler(interval)
     sampler.start()
     start = time.perf_counter()
     error = None
-    try:
-        client.execute()
-    except Exception as exc:  # the page says which learner's run failed, and why
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"
+    # Kernels talk over Unix sockets in a folder of their own: N kernels started at the same
+    # moment over TCP can pick the same free port, and one of them then fails to start.
+    with tempfile.TemporaryDirectory() as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel")
+        client = NotebookClient(
+            nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+        )
+        try:
+            client.execute()
+        except Exception as exc:  # the page says which learner's run failed, and why
+            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"
     wall = time.perf_counter() - start
     sampler.stop()
     return {
@@ -111,12 +118,26 @@ def run_learner(path: Path, interval: float, timeout: int) -> dict:
 # --- a class of N learners ------------------------------------------------------------------------
 
 
+def quiet_cpu(settle: float = 30.0, threshold: float = 5.0) -> float:
+    """The machine's CPU use (percent of all cores) over one second before a class starts.
+
+    Waits up to ``settle`` seconds for it to fall below ``threshold`` (the previous class's
+    processes exiting); what it returns is on the page: well above 0 means something else
+    was running and the times are inflated.
+    """
+    deadline = time.monotonic() + settle
+    busy = psutil.cpu_percent(interval=1.0)
+    while busy > threshold and time.monotonic() < deadline:
+        busy = psutil.cpu_percent(interval=1.0)
+    return busy
+
+
 def run_class(path: Path, n: int, interval: float, timeout: int) -> dict:
     """N learners start ``path`` at once; return their figures and the machine's."""
     env = dict(os.environ, **KERNEL_ENV)
     env.pop("NFCOURSE_STRICT", None)  # as a learner runs it
     env.pop("MPLBACKEND", None)
-    load_before = os.getloadavg()[0]
+    busy_before = quiet_cpu()
     used_before = psutil.virtual_memory().used
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(path)]
     cmd += ["--interval", str(interval), "--timeout", str(timeout)]
@@ -141,7 +162,7 @@ def run_class(path: Path, n: int, interval: float, timeout: int) -> dict:
         "lesson": path.stem,
         "learners": n,
         "class_wall_s": round(time.perf_counter() - start, 2),
-        "load_before": round(load_before, 2),
+        "cpu_busy_before_percent": round(busy_before, 1),
         "machine_extra_memory_gib": round((peak_used - used_before) / GIB, 2),
         "per_learner": learners,
     }
@@ -157,6 +178,105 @@ def machine() -> dict:
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }
+
+
+def server_memory_mib(wait: float = 60.0) -> float:
+    """Resident memory (MiB) of one idle JupyterLab server, started as a hub starts a learner's.
+
+    Starts ``jupyter lab`` headless in an empty temporary home on a free port, waits until
+    it answers, and reads its resident set size (the server alone, no kernel).
+    """
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as home:
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}"]
+        cmd += ["--ServerApp.token=sizing", f"--ServerApp.root_dir={home}"]
+        cmd += [
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")  # a container's root, as on CI
+        env = dict(os.environ, HOME=home, JUPYTER_RUNTIME_DIR=f"{home}/runtime")
+        server = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    url = f"http://127.0.0.1:{port}/api/status?token=sizing"
+                    urllib.request.urlopen(url, timeout=2).read()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            else:
+                raise RuntimeError(f"jupyter lab did not answer on port {port} in {wait:.0f} s")
+            time.sleep(2.0)  # let the start-up settle
+            return psutil.Process(server.pid).memory_info().rss / 2**20
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def sizing(results: dict, class_size: int = 30, within_s: float = 180.0) -> dict:
+    """A machine for ``class_size`` learners, from the measured figures.
+
+    Cores: every learner runs the lesson that needs the most kernel CPU time at the same
+    moment, and each must finish within ``within_s`` seconds (twice the 90 s a lesson may
+    take alone): ``ceil(class_size * cpu / within_s)``, valid because one-thread kernels
+    share cores in proportion (the page shows the measured slow-down next to N / cores).
+    Memory: per learner the largest kernel peak measured plus an idle JupyterLab server,
+    times the class, plus 25% headroom and 2 GiB for the hub and the system.
+    """
+    singles = [r for r in results["classes"] if r["learners"] == 1]
+    cpu = {
+        r["lesson"]: statistics.median(ok)
+        for r in singles
+        if (ok := [x["kernel_cpu_s"] for x in r["per_learner"] if not x.get("error")])
+    }
+    heaviest = max(cpu, key=cpu.get)
+    peak_mib = max(
+        x["kernel_peak_rss_mib"]
+        for r in results["classes"]
+        for x in r["per_learner"]
+        if not x.get("error")
+    )
+    per_learner_mib = peak_mib + results["server_mib"]
+    return {
+        "class_size": class_size,
+        "within_s": within_s,
+        "heaviest_lesson": heaviest,
+        "heaviest_cpu_s": round(cpu[heaviest], 1),
+        "cores": math.ceil(class_size * cpu[heaviest] / within_s),
+        "kernel_peak_mib": peak_mib,
+        "per_learner_mib": round(per_learner_mib),
+        "memory_gib": math.ceil(class_size * per_learner_mib * 1.25 / 1024 + 2),
+    }
+
+
+def slowdowns(results: dict) -> list[str]:
+    """Per lesson measured at several N: median wall at N over wall at N = 1, next to N / cores."""
+    cores = results["machine"]["usable_cores"] or results["machine"]["cpu_count"]
+    by_lesson: dict[str, dict[int, float]] = {}
+    for row in results["classes"]:
+        walls = [r["wall_s"] for r in row["per_learner"] if not r.get("error")]
+        if walls:
+            by_lesson.setdefault(row["lesson"], {})[row["learners"]] = statistics.median(walls)
+    lines = []
+    for lesson, walls in by_lesson.items():
+        if 1 in walls and len(walls) > 1:
+            parts = [
+                f"N = {n}: {walls[n] / walls[1]:.1f}x (N / cores = {max(1.0, n / cores):.1f})"
+                for n in sorted(walls)
+                if n > 1
+            ]
+            lines.append(f"- {lesson}: " + ", ".join(parts))
+    return lines
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -184,11 +304,11 @@ def markdown(results: dict) -> str:
         "peak memory (resident set size of the kernel's process tree) are sampled every "
         f"{results['interval_s']} s. *Machine, extra* is how much more memory the whole machine "
         "used at its peak than before the start (libraries the kernels share count once). "
-        "*Load before* is the machine's 1-minute load average just before the start: well "
-        "above 0 means something else was running and the times are inflated.",
+        "*CPU busy before* is the share of all cores in use in the second before the start: "
+        "well above 0 means something else was running and the times are inflated.",
         "",
         "| lesson | N | wall per learner, median (s) | max (s) | kernel CPU, median (s) "
-        "| kernel peak memory, max (MiB) | machine, extra (GiB) | load before | failed |",
+        "| kernel peak memory, max (MiB) | machine, extra (GiB) | CPU busy before (%) | failed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["classes"]:
@@ -198,8 +318,36 @@ def markdown(results: dict) -> str:
             f"| {row['lesson']} | {row['learners']} | {_med([r['wall_s'] for r in ok])} "
             f"| {_max([r['wall_s'] for r in ok])} | {_med([r['kernel_cpu_s'] for r in ok])} "
             f"| {_max([r['kernel_peak_rss_mib'] for r in ok])} "
-            f"| {row['machine_extra_memory_gib']:.2f} | {row['load_before']:.1f} | {failed} |"
+            f"| {row['machine_extra_memory_gib']:.2f} | {row['cpu_busy_before_percent']:.0f} "
+            f"| {failed} |"
         )
+    if results.get("server_mib") is not None:
+        rule = sizing(results)
+        lines += [
+            "",
+            "## Slow-down with N learners on this machine",
+            "",
+            "Median wall time per learner at N over the same at N = 1, next to what sharing "
+            "the cores evenly predicts (N / cores, at least 1):",
+            "",
+            *slowdowns(results),
+            "",
+            "## Sizing rule",
+            "",
+            f"One idle JupyterLab server (a learner's, without its kernel): "
+            f"{results['server_mib']:.0f} MiB. The largest kernel measured: "
+            f"{rule['kernel_peak_mib']:.0f} MiB. The lesson needing the most CPU: "
+            f"{rule['heaviest_lesson']}, {rule['heaviest_cpu_s']:.0f} s of kernel CPU time.",
+            "",
+            f"For a class of {rule['class_size']} who all run that lesson at the same moment, "
+            f"each finishing within {rule['within_s']:.0f} s (twice the 90 s a lesson may take "
+            f"alone): **{rule['cores']} cores** ({rule['class_size']} x "
+            f"{rule['heaviest_cpu_s']:.0f} s / {rule['within_s']:.0f} s, rounded up), and "
+            f"**{rule['memory_gib']} GiB** of memory ({rule['class_size']} x "
+            f"{rule['per_learner_mib']} MiB, kernel and server, plus 25% and 2 GiB for the hub "
+            "and the system). A class that runs lessons at different moments needs fewer cores; "
+            "memory does not shrink that way, since every learner's kernel stays alive.",
+        ]
     errors = [
         f"- {row['lesson']}, N = {row['learners']}, learner {i + 1}: {r['error']}"
         for row in results["classes"]
@@ -232,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         default="solutions",
         help="solutions (default: every exercise done, all of the lesson's work) or notebooks",
     )
+    parser.add_argument(
+        "--class-lessons",
+        nargs="*",
+        default=[],
+        help="lessons run at every class size (default: all); the others at N = 1 only",
+    )
     parser.add_argument("--interval", type=float, default=0.2, help="sampling interval (s)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (900)")
     parser.add_argument("--output", default="docs/classroom.md", help="Markdown page, - for stdout")
@@ -255,14 +409,17 @@ def main(argv: list[str] | None = None) -> int:
         "folder": args.folder,
         "classes": [],
     }
+    results["server_mib"] = round(server_memory_mib(), 1)
+    print(f"an idle JupyterLab server: {results['server_mib']} MiB", file=sys.stderr)
+    chosen = lessons(ROOT / args.folder, args.class_lessons) if args.class_lessons else paths
     for path in paths:
-        for n in args.learners:
+        for n in args.learners if path in chosen else [1]:
             row = run_class(path, n, args.interval, args.timeout)
             results["classes"].append(row)
             walls = [r["wall_s"] for r in row["per_learner"] if not r.get("error")]
             print(
                 f"{path.stem}, {n} learner(s): wall {_med(walls)} s median, "
-                f"load before {row['load_before']:.1f}",
+                f"CPU busy before {row['cpu_busy_before_percent']:.0f}%",
                 file=sys.stderr,
                 flush=True,
             )

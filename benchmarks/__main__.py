@@ -4,9 +4,14 @@
     python -m benchmarks --budget smoke --output /tmp/bench.md
     python -m benchmarks --sections speed --dims 2 8 --libraries nfcourse zuko
     python -m benchmarks --render results.json    # re-write the page from saved results
+    python -m benchmarks --render docs/benchmarks.json docs/benchmarks-digits.json \
+        docs/benchmarks-vi.json docs/benchmarks-continuous.json   # the page, from every file
 
 Any reduction of the full budget (``--budget smoke``, fewer sections, any override) marks
-the page as "not the final numbers".
+the page as "not the final numbers". ``--render`` takes several results files and merges
+them (:func:`benchmarks.report.merge`): the first is the suite's (``--json``), the others
+may be the section scripts' own (``python -m benchmarks.digits``, ``benchmarks.vi``,
+``benchmarks.continuous``); the page says which run made which section.
 """
 
 from __future__ import annotations
@@ -18,16 +23,35 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import date
 from pathlib import Path
 
 import torch
 
-from . import ablation, lesson_times, models, quality, report, speed, tabular, vi
+from . import (
+    ablation,
+    common,
+    continuous,
+    digits,
+    lesson_times,
+    models,
+    quality,
+    report,
+    speed,
+    tabular,
+    vi,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_THREADS = 1
+
+
+def _small(config: type, **small):
+    """``config(**small)`` with the entries that ``config`` has (a section's own module may
+    add or rename settings; the smoke budget shrinks those it knows)."""
+    return config(**{k: v for k, v in small.items() if k in {f.name for f in fields(config)}})
+
 
 # Full budget (the issue's) and the smoke budget (a run of a few seconds per section).
 BUDGETS = {
@@ -35,8 +59,10 @@ BUDGETS = {
         "quality": quality.QualityConfig(),
         "ablation": ablation.AblationConfig(),
         "tabular": tabular.TabularConfig(),
+        "digits": digits.DigitsConfig(),
         "speed": speed.SpeedConfig(),
-        "vi": vi.VIConfig(),
+        "vi": vi.FULL,
+        "continuous": continuous.ContinuousConfig(),
         "lessons": {"folder": "solutions", "runs": 3},
     },
     "smoke": {
@@ -47,6 +73,16 @@ BUDGETS = {
         "tabular": tabular.TabularConfig(
             dims=(3,), seeds=(0,), steps=5, n_train=512, n_test=1000, entropy_samples=10_000
         ),
+        "digits": digits.DigitsConfig(
+            models=(digits.IMAGE_FLOW, "nfcourse MAF", "zuko NSF"),
+            seeds=(0,),
+            budget_s=0.2,
+            image_hidden=8,
+            image_depth=(1, 1, 1),
+            hidden=(16,),
+            layers=2,
+            draws=1,
+        ),
         "speed": speed.SpeedConfig(dims=(2,), threads=(1,), repeats=2, min_time=0.0),
         "vi": vi.VIConfig(
             layers=(2,),
@@ -56,6 +92,30 @@ BUDGETS = {
             eval_every=5,
             n_eval=256,
             n_final=1000,
+            flows=("RealNVP",),
+            energies=("U1", "U2"),
+            flow_seeds=(0,),
+            flow_steps=3,
+            flow_anneal_steps=1,
+            long_flows=("RealNVP",),
+            long_steps=4,
+            long_anneal_steps=1,
+        ),
+        "continuous": _small(
+            continuous.ContinuousConfig,
+            datasets=("rings",),
+            seeds=(0,),
+            budget_s=0.2,
+            n_train=500,
+            n_test=100,
+            n_time=20,
+            field_hidden=(8,),
+            wide_hidden=(16,),  # the field of the wide model, or of the recipe
+            fm_hidden=(16,),
+            fm_batch_size=64,
+            time_features=2,
+            hidden=(8,),
+            layers=2,
         ),
         "lessons": {"folder": "solutions", "runs": 1},
     },
@@ -81,11 +141,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", default="docs/benchmarks.md", help="the Markdown page")
     p.add_argument("--json", help="also save the raw results to this JSON file")
-    p.add_argument("--render", metavar="JSON", help="only re-write the page from saved results")
+    p.add_argument(
+        "--render",
+        nargs="+",
+        metavar="JSON",
+        help="only re-write the page from saved results: the suite's file first, then any "
+        "section files to merge (later files replace earlier sections); --json saves the merge",
+    )
     g = p.add_argument_group("overrides (any of them marks the page as partial)")
     g.add_argument("--datasets", nargs="+", help="quality: datasets")
     g.add_argument("--models", nargs="+", help="quality: models as library:Name")
-    g.add_argument("--seeds", nargs="+", type=int, help="quality, tabular and vi: seeds")
+    g.add_argument(
+        "--seeds", nargs="+", type=int, help="quality, tabular, digits, vi, continuous: seeds"
+    )
     g.add_argument("--steps", type=int, help="quality and tabular: training steps")
     g.add_argument("--dims", nargs="+", type=int, help="speed: dimensions")
     g.add_argument("--tabular-dims", nargs="+", type=int, help="tabular: mixture dimensions")
@@ -94,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--repeats", type=int, help="speed: timed repeats")
     g.add_argument("--vi-layers", nargs="+", type=int, help="vi: planar depths K")
     g.add_argument("--vi-steps", type=int, help="vi: training steps")
+    g.add_argument(
+        "--time-budget", type=float, help="digits and continuous: seconds of training per run"
+    )
     g.add_argument("--notebooks", help="lessons: folder of notebooks")
     g.add_argument("--lesson-runs", type=int, help="lessons: runs per notebook")
     return p
@@ -140,14 +211,24 @@ def _configs(args: argparse.Namespace) -> tuple[dict, list[str]]:
     a = base["ablation"]
     if args.datasets:
         a = replace(a, datasets=tuple(args.datasets))
+    timed = {  # digits and continuous: a budget in seconds
+        "budget_s": pick("time-budget", args.time_budget),
+        "seeds": args.seeds and tuple(args.seeds),
+    }
     configs = {
         "quality": replace(q, **{k: x for k, x in q_over.items() if x is not None}),
         "ablation": a,
         "tabular": replace(base["tabular"], **{k: x for k, x in t_over.items() if x is not None}),
+        "digits": replace(base["digits"], **{k: x for k, x in timed.items() if x is not None}),
         "speed": replace(s, **{k: x for k, x in s_over.items() if x is not None}),
         "vi": replace(v, **{k: x for k, x in v_over.items() if x is not None}),
+        "continuous": replace(
+            base["continuous"], **{k: x for k, x in timed.items() if x is not None}
+        ),
         "lessons": lessons,
     }
+    if args.seeds:  # the lesson-08 flows of the vi section too
+        configs["vi"] = replace(configs["vi"], flow_seeds=tuple(args.seeds))
     return configs, changed
 
 
@@ -164,19 +245,18 @@ def _machine() -> dict:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "system": f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
-        "load_start": _load(),
+        "load_start": common.load_average(),
     }
-
-
-def _load() -> str:
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _library(model: str) -> str:
+    """The library of a model named ``"zuko NSF"``; nfcourse for the course's own models."""
+    first = model.split()[0]
+    return first if first in models.LIBRARIES else "nfcourse"
 
 
 def _lessons(cfg: dict) -> dict:
@@ -254,21 +334,35 @@ def _run_sections(
             results["tabular"] = {"config": asdict(cfg), "rows": tabular.run(cfg, used, _log)}
         elif section == "speed":
             results["speed"] = {"config": asdict(cfg), "rows": speed.run(cfg, used, _log)}
+        elif section == "digits":
+            # the zuko flows only when zuko is in use
+            cfg = replace(cfg, models=tuple(m for m in cfg.models if _library(m) in used))
+            results["digits"] = {"config": asdict(cfg), "rows": digits.run(cfg, _log)}
         elif section == "vi":
-            rows, curves = vi.run(cfg, _log)
+            rows, curves = vi.run_all(cfg, _log)
             results["vi"] = {"config": asdict(cfg), "rows": rows, "curves": curves}
+        elif section == "continuous":
+            results["continuous"] = {
+                "config": {**asdict(cfg), "lr": cfg.lr or continuous.LEARNING_RATES},
+                "rows": continuous.run(cfg, _log),
+            }
         else:
             results["lessons"] = _lessons(cfg)
         meta["section_s"][section] = time.perf_counter() - t0
         _log(f"benchmarks: {section} took {meta['section_s'][section]:.0f} s")
     meta["total_s"] = time.perf_counter() - start
-    meta["machine"]["load_end"] = _load()
+    meta["machine"]["load_end"] = common.load_average()
     meta["seeds"] = {
         "quality": ", ".join(map(str, configs["quality"].seeds)),
         "tabular": ", ".join(map(str, configs["tabular"].seeds)),
+        "digits": ", ".join(map(str, configs["digits"].seeds)),
         "VI": ", ".join(map(str, configs["vi"].seeds)),
+        "VI of the lesson-08 flows": ", ".join(map(str, configs["vi"].flow_seeds)),
+        "continuous": ", ".join(map(str, configs["continuous"].seeds)),
         "speed": str(configs["speed"].seed),
     }
+    ran = set(args.sections)
+    meta["seeds"] = {k: v for k, v in meta["seeds"].items() if k.split()[0].lower() in ran}
     why = []
     if args.budget != "full":
         why.append(f"--budget {args.budget}")
@@ -287,12 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     output = output if output.is_absolute() else ROOT / output
     if args.render:
-        results = json.loads(Path(args.render).read_text())
+        stores = [report.normalize(json.loads(Path(f).read_text()), f) for f in args.render]
+        results = report.merge(stores)
     else:
         results = run(args)
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str) + "\n")
     report.write(results, output)
     _log(f"benchmarks: wrote {output}")
     return 0

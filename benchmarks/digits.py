@@ -33,13 +33,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import date
 from pathlib import Path
 
 import torch
@@ -48,6 +45,8 @@ from torch import Tensor, nn
 from nfcourse import images
 from nfcourse.data import digits
 from nfcourse.layers.image import dequantized_to_logit
+
+from . import common
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Image flows on the 8x8 digits (lesson 07)"
@@ -98,8 +97,8 @@ def build(name: str, cfg: DigitsConfig) -> nn.Module:
 
 
 def _summary(per_image: Tensor) -> tuple[float, float]:
-    per_image = per_image.double()
-    return per_image.mean().item(), per_image.std().item() / math.sqrt(len(per_image))
+    """The mean of one run's per-image bits/dim and its standard error."""
+    return common.mean_se(per_image.double().tolist())
 
 
 def run(cfg: DigitsConfig, log=print) -> list[dict]:
@@ -156,12 +155,13 @@ def summary(results: dict) -> list[dict]:
     for name in dict.fromkeys(r["model"] for r in results["rows"]):
         runs = [r for r in results["rows"] if r["model"] == name]
         bits = [r["bits"] for r in runs]
+        mean, se = common.mean_se(bits, single=0.0)
         row = {
             "model": name,
-            "mean": statistics.fmean(bits),
+            "mean": mean,
             "min": min(bits),
             "max": max(bits),
-            "se_seeds": statistics.stdev(bits) / math.sqrt(len(bits)) if len(bits) > 1 else 0.0,
+            "se_seeds": se,
             "se_test": statistics.fmean(r["se_test"] for r in runs),
             "seeds": len(runs),
         }
@@ -172,55 +172,71 @@ def summary(results: dict) -> list[dict]:
     return out
 
 
-def verdicts(results: dict) -> list[str]:
-    """The issue's targets, each in one line with its numbers."""
+BEAT = ("independent pixels", "Gaussian", "nfcourse MAF")  # by more than the seeds' spread
+
+
+def targets(results: dict) -> list[dict]:
+    """The issue's targets for the image flow against every other model: ``target``,
+    ``measured`` (the numbers) and ``met`` (True, False, or None for the comparison that
+    has no target: zuko's NSF)."""
     table = {r["model"]: r for r in summary(results)}
     if IMAGE_FLOW not in table:
         return []
     flow = table[IMAGE_FLOW]
-    lines = []
+    out = []
     for name, r in table.items():
         if name == IMAGE_FLOW:
             continue
-        margin = r["mean"] - flow["mean"]
-        spread = max(flow["max"] - flow["min"], r["max"] - r["min"])
-        if name in ("independent pixels", "Gaussian", "nfcourse MAF"):
-            word = "met" if r["min"] - flow["max"] > spread else "not met"
-            lines.append(
-                f"- beats {name} by more than the seed-to-seed spread: {word} "
-                f"({flow['mean']:.3f} against {r['mean']:.3f}: margin {margin:.3f}, spread "
+        margin = r["mean"] - flow["mean"]  # positive: the image flow is better
+        se = math.hypot(flow["se_seeds"], r["se_seeds"])
+        if name in BEAT:
+            spread = max(flow["max"] - flow["min"], r["max"] - r["min"])
+            target = f"beats {name} by more than the seed-to-seed spread"
+            measured = (
+                f"{flow['mean']:.3f} against {r['mean']:.3f}: margin {margin:.3f}, spread "
                 f"{spread:.3f}, the image flow's worst seed {flow['max']:.3f} against the "
-                f"other's best {r['min']:.3f})."
+                f"other's best {r['min']:.3f}"
+            )
+            met = r["min"] - flow["max"] > spread
+        elif name == "zuko NSF":  # the issue asks how the two compare, with no target
+            target, met = f"against {name} at equal training time", None
+            side = "better" if margin > 0 else "worse"
+            measured = (
+                f"the image flow is {side} by {abs(margin):.3f} bits/dim ({flow['mean']:.3f} "
+                f"against {r['mean']:.3f}), {abs(margin) / se:.1f} standard errors of the "
+                "difference over seeds"
+                if se > 0
+                else f"{flow['mean']:.3f} against {r['mean']:.3f} bits/dim (one seed: no "
+                "standard error)"
             )
         else:
-            worse = flow["mean"] - r["mean"]
-            se = math.hypot(flow["se_seeds"], r["se_seeds"])
-            if name == "zuko NSF":  # the issue asks how the two compare, with no target
-                side = "better" if worse < 0 else "worse"
-                lines.append(
-                    f"- against {name} at equal training time: the image flow is {side} by "
-                    f"{abs(worse):.3f} bits/dim ({flow['mean']:.3f} against {r['mean']:.3f}), "
-                    f"{abs(worse) / se:.1f} standard errors of the difference over seeds."
-                    if se > 0
-                    else f"- against {name} at equal training time: {flow['mean']:.3f} against "
-                    f"{r['mean']:.3f} bits/dim (one seed: no standard error)."
-                )
-                continue
-            word = "met" if worse <= 2 * se else "not met"
-            lines.append(
-                f"- no worse than {name} at equal training time: {word} ({flow['mean']:.3f} "
-                f"against {r['mean']:.3f} bits/dim, difference {-margin:+.3f} +- {se:.3f}; "
-                "no worse: at most two standard errors above)."
+            target = f"no worse than {name} at equal training time"
+            measured = (
+                f"{flow['mean']:.3f} against {r['mean']:.3f} bits/dim, difference "
+                f"{-margin:+.3f} +- {se:.3f}; no worse: at most two standard errors above"
             )
+            met = -margin <= 2 * se
+        out.append({"target": target, "measured": measured, "met": met})
+    return out
+
+
+def verdicts(results: dict) -> list[str]:
+    """The issue's targets (:func:`targets`), each in one line with its numbers."""
+    lines = []
+    for t in targets(results):
+        if t["met"] is None:
+            lines.append(f"- {t['target']}: {t['measured']}.")
+        else:
+            word = "met" if t["met"] else "not met"
+            lines.append(f"- {t['target']}: {word} ({t['measured']}).")
     return lines
 
 
-def markdown(results: dict, figures: Path | None = None) -> list[str]:
-    """The section of ``docs/benchmarks.md`` (no figure: ``figures`` is not used)."""
-    cfg = results["config"]
-    lines = [
-        f"## {TITLE}",
-        "",
+def describe(config: dict) -> str:
+    """What every run did: budget, optimizer, data, models (``config``: a DigitsConfig as
+    a dictionary)."""
+    cfg = config
+    return (
         f"Every trained model: {cfg['budget_s']:g} s of training (CPU time of one torch "
         f"thread: the wall-clock of an idle machine), batches of {cfg['batch_size']} with "
         "fresh dequantization noise, Adam "
@@ -230,30 +246,44 @@ def markdown(results: dict, figures: Path | None = None) -> list[str]:
         f"the dequantization bound averaged over {cfg['draws']} noise draws. The image flow is "
         f"the lesson's (`images.image_flow(hidden={cfg['image_hidden']}, "
         f"depth={tuple(cfg['image_depth'])})`); the tabular flows have {cfg['layers']} layers "
-        f"with conditioners {tuple(cfg['hidden'])}, behind the same logit preprocessing. Made "
-        f"by `python -m benchmarks.digits` on {results['meta']['date']} "
-        f"({results['meta']['machine']}); the machine was shared (load "
-        f"{results['meta']['load']}); the budget in CPU time keeps the runs comparable.",
-        "",
-        "| model | test bits/dim (mean over seeds) | lowest - highest seed | s.e. of one run | "
-        "steps | parameters |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"with conditioners {tuple(cfg['hidden'])}, behind the same logit preprocessing. The "
+        "budget in CPU time keeps the runs comparable on a shared machine."
+    )
+
+
+def table(results: dict) -> list[str]:
+    """The section's table: one row per model."""
+    header = [
+        "model",
+        "test bits/dim (mean over seeds)",
+        "lowest - highest seed",
+        "s.e. of one run",
+        "steps",
+        "parameters",
     ]
-    for r in summary(results):
-        steps = f"{r['steps']:.0f}" if "steps" in r else "-"
-        params = f"{r['params']:,.0f}" if "params" in r else "-"
-        lines.append(
-            f"| {r['model']} | {r['mean']:.3f} | {r['min']:.3f} - {r['max']:.3f} | "
-            f"{r['se_test']:.3f} | {steps} | {params} |"
-        )
-    return lines + ["", *verdicts(results), ""]
+    rows = [
+        [
+            r["model"],
+            f"{r['mean']:.3f}",
+            f"{r['min']:.3f} - {r['max']:.3f}",
+            f"{r['se_test']:.3f}",
+            f"{r['steps']:.0f}" if "steps" in r else "-",
+            f"{r['params']:,.0f}" if "params" in r else "-",
+        ]
+        for r in summary(results)
+    ]
+    return common.table(header, rows)
 
 
-def _load() -> str:
-    try:
-        return "/".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
+def markdown(results: dict, figures: Path | None = None) -> list[str]:
+    """The section of ``docs/benchmarks.md`` (no figure: ``figures`` is not used)."""
+    meta = results["meta"]
+    made = (
+        f"Made by `{meta.get('command', 'python -m benchmarks.digits')}` on {meta['date']} "
+        f"({meta['machine']}; load {meta['load']})."
+    )
+    body = [describe(results["config"]) + " " + made, "", *table(results)]
+    return [f"## {TITLE}", "", *body, *verdicts(results), ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,22 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+")
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks-digits.json"))
     args = p.parse_args(argv)
-    cfg = DigitsConfig()
-    for key in ("budget_s", "seeds", "models"):
-        value = getattr(args, key)
-        if value is not None:
-            setattr(cfg, key, tuple(value) if isinstance(value, list) else value)
+    cfg = common.apply_overrides(DigitsConfig(), args, ("budget_s", "seeds", "models"))
     torch.set_num_threads(1)
-    load = _load()
-    start = time.perf_counter()
+    load, start = common.load_average(), time.perf_counter()
     rows = run(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    words = sys.argv[1:] if argv is None else argv
     results = {
         "meta": {
-            "date": str(date.today()),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-            "load": f"{load} at the start, {_load()} at the end",
-            "total_s": time.perf_counter() - start,
-            "command": "python -m benchmarks.digits " + " ".join(argv or sys.argv[1:]),
+            **common.run_meta(" ".join(["python -m benchmarks.digits", *words]), start, load),
             "budget": f"{cfg.budget_s:g} s of training (CPU time) per run, {len(cfg.seeds)} seeds",
         },
         "config": asdict(cfg),

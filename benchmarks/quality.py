@@ -20,7 +20,7 @@ import torch
 
 from nfcourse import datasets
 
-from . import models
+from . import common, models
 
 # Every dataset of the package: those with a known entropy, then pinwheel and two spirals.
 DATASETS = tuple(datasets.names())
@@ -36,12 +36,9 @@ MODELS = (
 
 
 @dataclass
-class QualityConfig:
-    """The shared budget of every training run."""
+class Budget:
+    """The training budget and data sizes that the quality and tabular sections share."""
 
-    datasets: tuple[str, ...] = DATASETS
-    models: tuple[str, ...] = MODELS
-    seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 2000
     batch_size: int = 512
     lr: float = 1e-3
@@ -53,7 +50,16 @@ class QualityConfig:
     test_seed: int = 2000
 
 
-def train(model: models.Model, data: torch.Tensor, cfg: QualityConfig, seed: int) -> dict:
+@dataclass
+class QualityConfig(Budget):
+    """The data sets, models and seeds; every run trains with the :class:`Budget`."""
+
+    datasets: tuple[str, ...] = DATASETS
+    models: tuple[str, ...] = MODELS
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+def train(model: models.Model, data: torch.Tensor, cfg: Budget, seed: int) -> dict:
     """Fit ``model`` by maximum likelihood; the same loop for every library.
 
     Returns ``{"seconds": training wall time, "diverged_at": step or None}``.
@@ -65,8 +71,7 @@ def train(model: models.Model, data: torch.Tensor, cfg: QualityConfig, seed: int
     model.module.train()
     start = time.perf_counter()
     for step in range(cfg.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * step / cfg.steps))
+        common.cosine_lr(optimizer, cfg.lr, step / cfg.steps)
         batch = data[torch.randint(n, (cfg.batch_size,), generator=gen)]
         loss = -model.log_prob(batch).mean()
         if not math.isfinite(loss.item()):
@@ -97,12 +102,51 @@ def splits(cfg: QualityConfig, names: Sequence[str]) -> Iterator[tuple]:
 
 
 def fit_and_score(
-    model: models.Model, train_x: torch.Tensor, test_x: torch.Tensor, cfg: QualityConfig, seed: int
+    model: models.Model, train_x: torch.Tensor, test_x: torch.Tensor, cfg: Budget, seed: int
 ) -> tuple[dict, float]:
     """:func:`train`, then the held-out NLL (NaN if training diverged)."""
     result = train(model, train_x, cfg, seed)
     nll = held_out_nll(model, test_x) if result["diverged_at"] is None else math.nan
     return result, nll
+
+
+def fit_row(
+    model: models.Model,
+    lib: str,
+    name: str,
+    seed: int,
+    train_x: torch.Tensor,
+    test_x: torch.Tensor,
+    cfg: Budget,
+    entropy: float | None,
+    **extra,
+) -> dict:
+    """:func:`fit_and_score` as one row of the results: ``dataset`` and the other keys of
+    ``extra`` first, then library, model, label, seed, nll, entropy, gap (None where the
+    entropy is unknown), params, seconds, ms_per_step, diverged_at."""
+    result, nll = fit_and_score(model, train_x, test_x, cfg, seed)
+    steps_done = result["diverged_at"] or cfg.steps
+    return {
+        **extra,
+        "library": lib,
+        "model": name,
+        "label": model.label,
+        "seed": seed,
+        "nll": nll,
+        "entropy": entropy,
+        "gap": nll - entropy if entropy is not None else None,
+        "params": model.parameters,
+        "seconds": result["seconds"],
+        "ms_per_step": 1e3 * result["seconds"] / steps_done,
+        "diverged_at": result["diverged_at"],
+    }
+
+
+def specs(cfg_models: Sequence[str], libraries: Sequence[str]) -> list[tuple[str, str]]:
+    """``(library, name)`` of every ``library:Name`` in ``cfg_models`` that can be built
+    with the ``libraries`` in use."""
+    parsed = [models.parse_model(s) for s in cfg_models]
+    return [(lib, name) for lib, name in parsed if lib in libraries and models.exists(lib, name)]
 
 
 def run(cfg: QualityConfig, libraries: list[str], log=print) -> list[dict]:
@@ -111,31 +155,15 @@ def run(cfg: QualityConfig, libraries: list[str], log=print) -> list[dict]:
     One row per run: dataset, library, model, seed, nll, entropy, gap, params,
     seconds, ms_per_step, diverged_at.
     """
-    specs = [models.parse_model(s) for s in cfg.models]
-    specs = [(lib, name) for lib, name in specs if lib in libraries and models.exists(lib, name)]
+    wanted = specs(cfg.models, libraries)
     rows = []
     for ds_name, entropy, seed, train_x, test_x in splits(cfg, cfg.datasets):
-        for lib, name in specs:
+        for lib, name in wanted:
             model = models.build(lib, name, 2, cfg.layers, cfg.hidden, seed=seed)
-            result, nll = fit_and_score(model, train_x, test_x, cfg, seed)
-            steps_done = result["diverged_at"] or cfg.steps
-            row = {
-                "dataset": ds_name,
-                "library": lib,
-                "model": name,
-                "label": model.label,
-                "seed": seed,
-                "nll": nll,
-                "entropy": entropy,
-                "gap": nll - entropy if entropy is not None else None,
-                "params": model.parameters,
-                "seconds": result["seconds"],
-                "ms_per_step": 1e3 * result["seconds"] / steps_done,
-                "diverged_at": result["diverged_at"],
-            }
+            row = fit_row(model, lib, name, seed, train_x, test_x, cfg, entropy, dataset=ds_name)
             rows.append(row)
             log(
-                f"quality {ds_name:16s} {model.label:18s} seed {seed}: NLL {nll:.3f}"
+                f"quality {ds_name:16s} {model.label:18s} seed {seed}: NLL {row['nll']:.3f}"
                 + (f" (gap {row['gap']:.3f})" if row["gap"] is not None else "")
                 + f", {row['ms_per_step']:.1f} ms/step"
             )

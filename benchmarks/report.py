@@ -21,14 +21,18 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from . import speed  # noqa: E402
+from . import common, speed  # noqa: E402
+from . import continuous as continuous_bench  # noqa: E402
+from . import digits as digits_bench  # noqa: E402
 
 SECTIONS = {
     "quality": "Quality at equal budget",
     "ablation": "What made the difference",
     "tabular": "Beyond two dimensions: Gaussian mixtures",
+    "digits": digits_bench.TITLE,
     "speed": "Speed",
     "vi": "Variational inference: the energies U1-U4",
+    "continuous": continuous_bench.TITLE,
     "lessons": "Lesson run times",
 }
 
@@ -37,10 +41,8 @@ SECTIONS = {
 # small formatting helpers
 
 
-def _f(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.{digits}f}"
+_f = common.fmt
+_table = common.table
 
 
 def _spread(values: list[float], digits: int = 2) -> str:
@@ -54,14 +56,6 @@ def _spread(values: list[float], digits: int = 2) -> str:
     return f"{_f(med, digits)} ({_f(min(values), digits)}–{_f(max(values), digits)})"
 
 
-def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
-    align = align or "l" + "r" * (len(header) - 1)
-    sep = ["---:" if a == "r" else "---" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines + [""]
-
-
 def _save(fig, folder: Path, name: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / name, dpi=110, bbox_inches="tight")
@@ -73,7 +67,8 @@ def _save(fig, folder: Path, name: str) -> str:
 # the header
 
 
-def _header(meta: dict) -> list[str]:
+def _header(results: dict) -> list[str]:
+    meta = results["meta"]
     lines = ["# Benchmarks: nfcourse, zuko and nflows side by side", ""]
     if meta.get("partial"):
         lines += [
@@ -102,16 +97,94 @@ def _header(meta: dict) -> list[str]:
     ]
     for lib, why in libs["left_out"].items():
         lines.append(f"- **{lib} missing**: {why}; its rows are absent below.")
+    seeds = "; ".join(f"{k} {v}" for k, v in meta["seeds"].items())
     lines += [
-        f"- Torch threads: {meta['threads']} for training (speed: as in each row). Seeds: "
-        + "; ".join(f"{k} {v}" for k, v in meta["seeds"].items())
-        + " (each seed fixes the data, the initial weights and the minibatches).",
+        f"- Torch threads: {meta['threads']} for training (speed: as in each row)."
+        + (
+            f" Seeds: {seeds} (each seed fixes the data, the initial weights and the minibatches)."
+            if seeds
+            else ""
+        ),
         "",
         "Benchmarks are not tests: timings depend on the machine and on what else runs. "
         "A smoke test runs this suite at a tiny budget; CI times nothing.",
         "",
     ]
-    return lines
+    return lines + _provenance(results)
+
+
+def _made(meta: dict) -> str:
+    """How and when a results file was made: its command(s), date, duration, machine, load
+    and notes, as far as its ``meta`` says."""
+    runs = meta["command"] if isinstance(meta["command"], list) else [meta["command"]]
+    text = " then ".join(f"`{c}`" for c in runs) + f" on {meta['date']}"
+    seconds = meta.get("total_s", meta.get("seconds"))
+    if seconds is not None:
+        text += f", in {seconds / 60:.1f} min"
+    details = []
+    machine = meta.get("machine")
+    if isinstance(machine, dict):
+        details.append(f"{machine['cpu']}, {machine['cores']} cores")
+        details.append(
+            f"load {machine['load_start']} at the start, {machine.get('load_end', '?')} at the end"
+        )
+    elif machine:
+        details.append(machine)
+    if "torch" in meta and "torch" not in str(machine):
+        details.append(f"torch {meta['torch']}")
+    if "threads" in meta:
+        details.append(f"{meta['threads']} torch thread{'s' if meta['threads'] != 1 else ''}")
+    if meta.get("load"):
+        details.append(f"load {meta['load']}")
+    suite = "section_s" in meta  # a run of `python -m benchmarks`: its budget is a name
+    for key in ("clock", "shared", "budget", "note"):
+        if meta.get(key) and not (suite and key == "budget"):
+            details.append(f"{key}: {meta[key]}" if key in ("clock", "shared") else meta[key])
+    if suite and meta.get("partial"):
+        details.append(f"**partial**: {meta.get('why_partial', 'a reduced budget')}")
+    if meta.get("complete") is False:
+        details.append("**the run did not finish**: rows that it had not reached are absent")
+    return text + ("; " + "; ".join(details) if details else "") + "."
+
+
+def _provenance(results: dict) -> list[str]:
+    """Where each section comes from, when some come from other runs than the header's
+    (merged results files: :func:`merge`)."""
+    vi_energies = results.get("vi", {}).get("energies_meta")
+    own = {k: results[k]["meta"] for k in SECTIONS if results.get(k, {}).get("meta")}
+    if not own and not vi_energies:
+        return []
+    title = dict(SECTIONS)
+    if vi_energies:
+        title["vi"] = "Variational inference (the planar flows on U1)"
+    ran = [title[k] for k in SECTIONS if k in results and k not in own]
+    if vi_energies and not any(r.get("part") != "energies" for r in results["vi"]["rows"]):
+        ran = [t for t in ran if t != title["vi"]]  # no planar rows: nothing of the header's
+    lines = ["Where each section's numbers come from (the results files were merged):", ""]
+    if ran:
+        lines.append("- " + "; ".join(ran) + ": the run(s) above.")
+    for key, meta in own.items():
+        lines.append(f"- {title[key]}: {_made(meta)}")
+    if vi_energies:
+        lines.append(f"- Variational inference (the flows of lesson 08): {_made(vi_energies)}")
+    return lines + [""]
+
+
+def _section_meta(results: dict, key: str) -> dict:
+    """The ``meta`` of one section, for the sections whose own module writes the text
+    (date, machine, load, command): its own, or the header's run's."""
+    if results[key].get("meta"):
+        return results[key]["meta"]
+    meta, machine = results["meta"], results["meta"]["machine"]
+    command = (
+        meta["command"] if isinstance(meta["command"], str) else " then ".join(meta["command"])
+    )
+    return {
+        "date": meta["date"],
+        "machine": f"{machine['cpu']}, {machine['cores']} cores",
+        "load": f"{machine['load_start']} at the start, {machine['load_end']} at the end",
+        "command": command,
+    }
 
 
 # ----------------------------------------------------------------------------
@@ -131,32 +204,46 @@ def _verdict(ok: bool, miss: str = "") -> str:
     return "yes" if ok else f"**no**{f' ({miss})' if miss else ''}"
 
 
+def _paired_targets(rows: list[dict], group: str, where: str) -> list[list[str]]:
+    """Per value of ``group`` (a data set, a dimension) and pair of :data:`PAIRS`: the mean
+    gaps and their difference paired by seed (same data, same minibatches) with its standard
+    error; ``where`` names the group in the target (``"on {}"``)."""
+    rows = [r for r in rows if r.get("gap") is not None and r["gap"] == r["gap"]]
+    diffs = {pair: common.paired(rows, *pair, group=group) for pair in PAIRS}
+    out = []
+    for g in dict.fromkeys(r[group] for r in rows):
+        for lab, reference in PAIRS:
+            if g not in diffs[lab, reference]:
+                continue
+            mean, se, wins, n = diffs[lab, reference][g]
+            ours, ref = (
+                common.mean_se(r["gap"] for r in rows if r[group] == g and r["label"] == x)[0]
+                for x in (lab, reference)
+            )
+            miss = f"by {mean:.3f} nats" + (", within seed noise" if mean <= 2 * se else "")
+            noise = (
+                f"; paired by seed {mean:+.3f} +- {se:.3f} (standard error), no worse on "
+                f"{wins} of {n} seeds"
+                if n > 1
+                else ""
+            )
+            out.append(
+                [
+                    f"{lab} gap {where.format(g)} <= {reference}'s",
+                    f"{ours:.3f} vs {ref:.3f}{noise}",
+                    _verdict(mean <= 0, miss),
+                ]
+            )
+    return out
+
+
 def _targets(results: dict) -> list[str]:
     """One row per target of the suite, with the measured figure and whether it is met."""
     rows = []
     if "quality" in results:
-        df = pd.DataFrame(results["quality"]["rows"])
-        df = df[df["gap"].notna()]
-        for d in dict.fromkeys(df["dataset"]):
-            sub = df[df.dataset == d]
-            for lab, reference in PAIRS:
-                ref = sub[sub.label == reference].set_index("seed")["gap"].astype(float)
-                ours = sub[sub.label == lab].set_index("seed")["gap"].astype(float)
-                diff = (ours - ref).dropna()  # paired by seed: same data, same minibatches
-                if diff.empty:
-                    continue
-                se = diff.std() / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
-                noise = f"; paired by seed {diff.mean():+.3f} +- {se:.3f} (standard error)"
-                miss = f"by {diff.mean():.3f} nats"
-                if not math.isnan(se) and diff.mean() <= 2 * se:
-                    miss += ", within seed noise"
-                rows.append([
-                    f"{lab} gap on {d} <= {reference}'s",
-                    f"{ours.mean():.3f} vs {ref.mean():.3f}" + (noise if len(diff) > 1 else ""),
-                    _verdict(diff.mean() <= 0, miss),
-                ])
+        rows += _paired_targets(results["quality"]["rows"], "dataset", "on {}")
     if "tabular" in results:
-        rows += _tabular_targets(results["tabular"]["rows"])
+        rows += _paired_targets(results["tabular"]["rows"], "dim", "on the D = {} mixture")
     if "speed" in results:
         df = pd.DataFrame(results["speed"]["rows"])
         step = df[df.op == STEP_OP]
@@ -167,13 +254,17 @@ def _targets(results: dict) -> list[str]:
             if ratio.empty:
                 continue
             worst = ratio.idxmax()
-            rows.append([
-                f"train step no slower than {lib} (ratio <= 1.0)",
-                f"{int((ratio <= 1.0).sum())} of {len(ratio)} cells; ratio "
-                f"{ratio.min():.2f} to {ratio.max():.2f} (worst: {worst[2]}, D = {worst[1]}, "
-                f"{worst[0]} thread{'s' if worst[0] > 1 else ''})",
-                _verdict(bool((ratio <= 1.0).all()), f"worst by {100 * (ratio.max() - 1):.0f}%"),
-            ])
+            rows.append(
+                [
+                    f"train step no slower than {lib} (ratio <= 1.0)",
+                    f"{int((ratio <= 1.0).sum())} of {len(ratio)} cells; ratio "
+                    f"{ratio.min():.2f} to {ratio.max():.2f} (worst: {worst[2]}, D = {worst[1]}, "
+                    f"{worst[0]} thread{'s' if worst[0] > 1 else ''})",
+                    _verdict(
+                        bool((ratio <= 1.0).all()), f"worst by {100 * (ratio.max() - 1):.0f}%"
+                    ),
+                ]
+            )
     if "vi" in results:
         cfg = results["vi"]["config"]
         runs = [r for r in results["vi"]["rows"] if r.get("K") == VI_K]
@@ -182,14 +273,32 @@ def _targets(results: dict) -> list[str]:
             fast = [t for t in reached if t <= VI_SECONDS]
             kl = statistics.median(r["kl"] for r in runs)
             when = f", median {statistics.median(reached):.1f} s" if reached else ""
-            rows.append([
-                f"planar K = {VI_K} on U1: KL <= {cfg['target_kl']:g} within {VI_SECONDS:g} s",
-                f"{len(fast)} of {len(runs)} seeds{when}; final KL median {kl:.3f}",
-                _verdict(len(fast) == len(runs), f"{len(runs) - len(fast)} seeds missed"),
-            ])
+            rows.append(
+                [
+                    f"planar K = {VI_K} on U1: KL <= {cfg['target_kl']:g} within {VI_SECONDS:g} s",
+                    f"{len(fast)} of {len(runs)} seeds{when}; final KL median {kl:.3f}",
+                    _verdict(len(fast) == len(runs), f"{len(runs) - len(fast)} seeds missed"),
+                ]
+            )
         energy_rows = [r for r in results["vi"]["rows"] if r.get("part") == "energies"]
         if energy_rows:
-            rows += _vi_energy_targets(energy_rows, cfg)
+            rows += _vi_energy_targets(energy_rows, results["vi"].get("energies_config", cfg))
+    if "digits" in results:
+        for t in digits_bench.targets(results["digits"]):
+            met = "no target" if t["met"] is None else _verdict(t["met"])
+            rows.append([f"image flow on the digits: {t['target']}", t["measured"], met])
+    if "continuous" in results:
+        section = {**results["continuous"], "meta": _section_meta(results, "continuous")}
+        for name, v in continuous_bench.verdicts(section).items():
+            rows.append(
+                [
+                    f"best flow matching on {name} no worse than the best discrete flow "
+                    "(at most two standard errors above)",
+                    f"{v['fm_model']} {v['fm']:.3f} vs {v['best']} {v['discrete']:.3f}; difference "
+                    f"{v['difference']:+.3f} +- {v['se']:.3f} (standard error over seeds)",
+                    _verdict(v["met"], f"by {v['difference']:.3f} nats"),
+                ]
+            )
     if not rows:
         return ["No section with a target ran.", ""]
     lines = [
@@ -376,39 +485,6 @@ def _ablation(rows: list[dict], cfg: dict) -> list[str]:
 # beyond two dimensions
 
 
-def _paired(df: pd.DataFrame, label: str, reference: str) -> pd.Series:
-    """``gap(label) - gap(reference)`` by seed (same data, same minibatches)."""
-    ref = df[df.label == reference].set_index("seed")["gap"].astype(float)
-    return (df[df.label == label].set_index("seed")["gap"].astype(float) - ref).dropna()
-
-
-def _tabular_targets(rows: list[dict]) -> list[list[str]]:
-    df = pd.DataFrame(rows)
-    out = []
-    for dim in sorted(set(df["dim"])):
-        sub = df[df.dim == dim]
-        for lab, reference in PAIRS:
-            diff = _paired(sub, lab, reference)
-            if diff.empty:
-                continue
-            se = diff.std() / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
-            ours = sub[sub.label == lab]["gap"].astype(float).mean()
-            ref = sub[sub.label == reference]["gap"].astype(float).mean()
-            miss = f"by {diff.mean():.3f} nats"
-            if not math.isnan(se) and diff.mean() <= 2 * se:
-                miss += ", within seed noise"
-            noise = f"; paired {diff.mean():+.3f} +- {se:.3f}" if len(diff) > 1 else ""
-            out.append(
-                [
-                    f"{lab} gap on the D = {dim} mixture <= {reference}'s",
-                    f"{ours:.3f} vs {ref:.3f}{noise}; no worse on {int((diff <= 0).sum())} of "
-                    f"{len(diff)} seeds",
-                    _verdict(diff.mean() <= 0, miss),
-                ]
-            )
-    return out
-
-
 def _tabular(rows: list[dict], cfg: dict) -> list[str]:
     df = pd.DataFrame(rows)
     dims = sorted(set(df["dim"]))
@@ -436,12 +512,8 @@ def _tabular(rows: list[dict], cfg: dict) -> list[str]:
     labels = list(dict.fromkeys(df["label"]))
 
     def cell(values: pd.Series) -> str:
-        values = values.astype(float).dropna()
-        if values.empty:
-            return "—"
-        if len(values) == 1:
-            return _f(values.mean())
-        return f"{values.mean():.3f} +- {values.std() / math.sqrt(len(values)):.3f}"
+        mean, se = common.mean_se(values)
+        return _f(mean) if math.isnan(se) else f"{mean:.3f} +- {se:.3f}"
 
     table = []
     for lab in labels:
@@ -461,14 +533,14 @@ def _tabular(rows: list[dict], cfg: dict) -> list[str]:
     table = []
     for lab, reference in PAIRS:
         cells = []
+        diffs = common.paired(rows, lab, reference, group="dim")
         for d in dims:
-            diff = _paired(df[df.dim == d], lab, reference)
-            if diff.empty:
+            if d not in diffs:
                 cells.append("—")
                 continue
-            se = diff.std() / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
-            noise = f" +- {se:.3f}" if len(diff) > 1 else ""
-            cells.append(f"{diff.mean():+.3f}{noise} ({int((diff <= 0).sum())}/{len(diff)})")
+            mean, se, wins, n = diffs[d]
+            noise = f" +- {se:.3f}" if n > 1 else ""
+            cells.append(f"{mean:+.3f}{noise} ({wins}/{n})")
         if any(c != "—" for c in cells):
             table.append([f"{lab} - {reference}", *cells])
     if table:
@@ -548,12 +620,15 @@ def _speed(rows: list[dict], cfg: dict, figures: Path) -> list[str]:
 # variational inference
 
 
-def _vi(rows: list[dict], curves: list[dict], cfg: dict, figures: Path) -> list[str]:
-    """Planar depths on U1 (rows without ``part``), then the lesson-08 flows on U1-U4."""
+def _vi(
+    rows: list[dict], curves: list[dict], cfg: dict, energies: dict, figures: Path
+) -> list[str]:
+    """Planar depths on U1 (rows without ``part``; config ``cfg``), then the lesson-08 flows
+    on U1-U4 (config ``energies``: the same, or another file's when merged)."""
     energy_rows = [r for r in rows if r.get("part") == "energies"]
     planar = [r for r in rows if "part" not in r]
     lines = _vi_planar(planar, curves, cfg, figures) if planar else []
-    return lines + (_vi_energies(energy_rows, cfg) if energy_rows else [])
+    return lines + (_vi_energies(energy_rows, energies) if energy_rows else [])
 
 
 def _vi_kl(rows: list[dict], flow: str, energy: str, steps: int, anneal: int) -> list[float]:
@@ -587,28 +662,36 @@ def _vi_energies(rows: list[dict], cfg: dict) -> list[str]:
             sub = [r for r in rows if (r["flow"], r["energy"], r["steps"]) == (flow, energy, steps)]
             if not sub:
                 continue
-            table.append([
-                energy,
-                flow,
-                str(sub[0]["params"]),
-                _spread(_vi_kl(rows, flow, energy, steps, anneal), 3),
-                _spread(_vi_kl(rows, flow, energy, steps, 0), 3),
-                _spread([r["seconds"] for r in sub], 1),
-            ])
-        for flow in cfg["long_flows"]:
-            sub = [r for r in rows if (r["flow"], r["energy"], r["steps"]) == (flow, energy,
-                                                                                 long_steps)]
-            if sub:
-                table.append([
+            table.append(
+                [
                     energy,
-                    f"{flow}, {long_steps} steps",
+                    flow,
                     str(sub[0]["params"]),
-                    _spread(_vi_kl(rows, flow, energy, long_steps, long_anneal), 3),
-                    "—",
+                    _spread(_vi_kl(rows, flow, energy, steps, anneal), 3),
+                    _spread(_vi_kl(rows, flow, energy, steps, 0), 3),
                     _spread([r["seconds"] for r in sub], 1),
-                ])
+                ]
+            )
+        for flow in cfg["long_flows"]:
+            sub = [
+                r
+                for r in rows
+                if (r["flow"], r["energy"], r["steps"]) == (flow, energy, long_steps)
+            ]
+            if sub:
+                table.append(
+                    [
+                        energy,
+                        f"{flow}, {long_steps} steps",
+                        str(sub[0]["params"]),
+                        _spread(_vi_kl(rows, flow, energy, long_steps, long_anneal), 3),
+                        "—",
+                        _spread([r["seconds"] for r in sub], 1),
+                    ]
+                )
     lines += _table(
-        ["target", "flow", "params", "KL annealed", "KL not annealed", "train time (s)"], table,
+        ["target", "flow", "params", "KL annealed", "KL not annealed", "train time (s)"],
+        table,
         "llrrrr",
     )
     return lines
@@ -638,11 +721,13 @@ def _vi_energy_targets(rows: list[dict], cfg: dict) -> list[list[str]]:
             measured += f"; {best_long} {long[best_long]:.3f} at {cfg['long_steps']} steps"
         ok_short = short[best] <= cfg["target_kl"]
         ok_long = bool(long) and min(long.values()) <= cfg["target_kl"]
-        out.append([
-            f"best lesson-08 flow on {energy}: KL <= {cfg['target_kl']:g} (mean over seeds)",
-            measured,
-            "yes" if ok_short else "yes, with the longer run" if ok_long else _verdict(False),
-        ])
+        out.append(
+            [
+                f"best lesson-08 flow on {energy}: KL <= {cfg['target_kl']:g} (mean over seeds)",
+                measured,
+                "yes" if ok_short else "yes, with the longer run" if ok_long else _verdict(False),
+            ]
+        )
     return out
 
 
@@ -736,10 +821,28 @@ def _lessons(rows: list[dict], cfg: dict) -> list[str]:
 # ----------------------------------------------------------------------------
 
 
+def _digits(section: dict) -> list[str]:
+    """Lesson 07's image flow against baselines and tabular flows (:mod:`benchmarks.digits`)."""
+    body = [digits_bench.describe(section["config"]), "", *digits_bench.table(section)]
+    return body + ["Targets:", "", *digits_bench.verdicts(section), ""]
+
+
+def _continuous(section: dict) -> list[str]:
+    """Flow matching against discrete flows: :func:`benchmarks.continuous.markdown`'s text
+    without its heading, naming the command that made it."""
+    lines = continuous_bench.markdown(section)
+    if lines and lines[0].startswith("## "):
+        lines = lines[2:]
+    command = section["meta"].get("command", "")
+    if command and not command.startswith("python -m benchmarks.continuous"):
+        lines = [x.replace("`python -m benchmarks.continuous`", f"`{command}`") for x in lines]
+    return lines
+
+
 def render(results: dict, figures: Path) -> str:
     """The Markdown page for ``results``; figures are written into ``figures``."""
     meta = results["meta"]
-    lines = _header(meta)
+    lines = _header(results)
     lines += ["## The targets at a glance", "", *_targets(results)]
     for key, title in SECTIONS.items():
         lines += [f"## {title}", ""]
@@ -754,10 +857,16 @@ def render(results: dict, figures: Path) -> str:
             lines += _ablation(section["rows"], section["config"])
         elif key == "tabular":
             lines += _tabular(section["rows"], section["config"])
+        elif key == "digits":
+            lines += _digits(section)
         elif key == "speed":
             lines += _speed(section["rows"], section["config"], figures)
         elif key == "vi":
-            lines += _vi(section["rows"], section["curves"], section["config"], figures)
+            cfg = section["config"]
+            energies = section.get("energies_config", cfg)
+            lines += _vi(section["rows"], section["curves"], cfg, energies, figures)
+        elif key == "continuous":
+            lines += _continuous({**section, "meta": _section_meta(results, key)})
         else:
             lines += _lessons(section["rows"], section["config"])
     return "\n".join(lines).rstrip() + "\n"
@@ -768,3 +877,95 @@ def write(results: dict, output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(results, output.parent / "figures"))
     return output
+
+
+# ----------------------------------------------------------------------------
+# merging results files
+
+
+def _file_kind(data: dict) -> str | None:
+    """The section of a one-section results file (``config`` and ``rows`` at the top):
+    ``python -m benchmarks.digits`` or ``python -m benchmarks.continuous``."""
+    config = data.get("config", {})
+    if "image_depth" in config:
+        return "digits"
+    if "field_hidden" in config:
+        return "continuous"
+    return None
+
+
+def normalize(data: dict, name: str = "results") -> dict:
+    """One results file as ``{"meta": the run's meta or None, section: {...}}``.
+
+    Three kinds: the suite's (``python -m benchmarks --json``: ``meta`` with
+    ``section_s``, one entry per section); a section script's with the section under its
+    key (``python -m benchmarks.vi``: ``{"meta", "vi"}``); a section script's with
+    ``config`` and ``rows`` at the top (``benchmarks.digits``, ``benchmarks.continuous``).
+    The last two have no header of their own: each of their sections keeps their ``meta``.
+    """
+    meta = data.get("meta")
+    if meta is None:
+        raise ValueError(f"{name}: not a benchmark results file (no 'meta')")
+    kind = _file_kind(data) if "rows" in data else None
+    if kind is not None:
+        section = {k: v for k, v in data.items() if k in ("config", "rows")}
+        return {"meta": None, kind: {**section, "meta": meta}}
+    sections = {k: dict(data[k]) for k in SECTIONS if k in data}
+    if not sections:
+        raise ValueError(
+            f"{name}: no benchmark section in it (expected one of {', '.join(SECTIONS)}, or "
+            "the config and rows of benchmarks.digits or benchmarks.continuous)"
+        )
+    if "section_s" in meta:
+        return {"meta": meta, **sections}
+    return {"meta": None, **{k: {**v, "meta": meta} for k, v in sections.items()}}
+
+
+def _vi_part(row: dict) -> str:
+    return "energies" if row.get("part") == "energies" else "planar"
+
+
+def _merge_vi(old: dict, new: dict) -> dict:
+    """The variational-inference section of two files: each part (the planar depths on U1,
+    the lesson-08 flows on U1-U4) from the last file that has it."""
+    parts = {_vi_part(r) for r in new["rows"]}
+    merged = dict(old)
+    merged["rows"] = [r for r in old["rows"] if _vi_part(r) not in parts] + list(new["rows"])
+    if "planar" in parts:
+        merged.update(config=new["config"], curves=new.get("curves", []))
+        merged.pop("meta", None)
+        if new.get("meta"):
+            merged["meta"] = new["meta"]
+    if "energies" in parts:
+        merged["energies_config"] = new["config"]
+        merged.pop("energies_meta", None)
+        if new.get("meta"):
+            merged["energies_meta"] = new["meta"]
+    return merged
+
+
+def merge(stores: list[dict]) -> dict:
+    """Results files (:func:`normalize` each) as one results dictionary for :func:`render`.
+
+    The first must be the suite's (its ``meta`` makes the page's header). A later file's
+    section replaces an earlier one, except the variational-inference section, where each
+    part comes from the last file that has it (:func:`_merge_vi`). A section that comes from
+    another file than the first keeps that file's ``meta``, and the header lists it.
+    """
+    if not stores or stores[0]["meta"] is None:
+        raise ValueError(
+            "the first results file must be one of `python -m benchmarks --json` (its meta "
+            "makes the page's header), e.g. docs/benchmarks.json"
+        )
+    results = {"meta": stores[0]["meta"]}
+    for i, store in enumerate(stores):
+        for key, section in store.items():
+            if key == "meta":
+                continue
+            if i > 0 and store["meta"] is not None and not section.get("meta"):
+                section = {**section, "meta": store["meta"]}
+            if key == "vi" and key in results:
+                results[key] = _merge_vi(results[key], section)
+            else:
+                results[key] = section
+    return {"meta": results["meta"], **{k: results[k] for k in SECTIONS if k in results}}

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 from nfcourse.data.mixtures import ENTROPY_SAMPLES, Mixture
 
-from . import models, quality
+from . import common, models, quality
 
 MODELS = ("nfcourse:RealNVP", "nfcourse:MAF", "nfcourse:NSF", "zuko:MAF", "zuko:NSF")
 
 
 @dataclass
-class TabularConfig:
+class TabularConfig(quality.Budget):
     """The dimensions, models and seeds; the budget is the quality section's by default."""
 
     dims: tuple[int, ...] = (4, 8, 16)
@@ -30,15 +30,6 @@ class TabularConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     components: int = 8
     mixture_seed: int = 0  # the mixture is fixed; the seeds vary data, initialization, batches
-    steps: int = 2000
-    batch_size: int = 512
-    lr: float = 1e-3
-    layers: int = 5
-    hidden: tuple[int, ...] = (64, 64)
-    n_train: int = 20_000
-    n_test: int = 20_000
-    data_seed: int = 1000  # training set: data_seed + seed; test set: test_seed + seed
-    test_seed: int = 2000
     entropy_samples: int = ENTROPY_SAMPLES  # Monte Carlo sample of the entropy
 
 
@@ -61,33 +52,18 @@ def run(cfg: TabularConfig, libraries: list[str], log=print, build=None) -> list
     models (default :func:`benchmarks.models.build`).
     """
     build = build or models.build
-    specs = [models.parse_model(s) for s in cfg.models]
-    specs = [(lib, name) for lib, name in specs if lib in libraries and models.exists(lib, name)]
+    wanted = quality.specs(cfg.models, libraries)
     rows = []
     for dim, mix, entropy, se, seed, train_x, test_x in splits(cfg):
-        for lib, name in specs:
+        for lib, name in wanted:
             model = build(lib, name, dim, cfg.layers, cfg.hidden, seed=seed)
-            result, nll = quality.fit_and_score(model, train_x, test_x, cfg, seed)
-            steps_done = result["diverged_at"] or cfg.steps
-            row = {
-                "dataset": mix.name,
-                "dim": dim,
-                "library": lib,
-                "model": name,
-                "label": model.label,
-                "seed": seed,
-                "nll": nll,
-                "entropy": entropy,
-                "entropy_se": se,
-                "gap": nll - entropy,
-                "params": model.parameters,
-                "seconds": result["seconds"],
-                "ms_per_step": 1e3 * result["seconds"] / steps_done,
-                "diverged_at": result["diverged_at"],
-            }
+            row = quality.fit_row(
+                model, lib, name, seed, train_x, test_x, cfg, entropy, dataset=mix.name, dim=dim
+            )
+            row["entropy_se"] = se
             rows.append(row)
             log(
-                f"tabular D={dim:<3d} {model.label:18s} seed {seed}: NLL {nll:.3f} "
+                f"tabular D={dim:<3d} {model.label:18s} seed {seed}: NLL {row['nll']:.3f} "
                 f"(gap {row['gap']:.3f}), {row['ms_per_step']:.1f} ms/step"
             )
     return rows
@@ -100,19 +76,4 @@ def paired(
 
     ``wins`` counts the seeds where ``label`` is no worse than ``reference``.
     """
-    gaps: dict[tuple, float] = {(r["dim"], r["seed"], r["label"]): r["gap"] for r in rows}
-    out = {}
-    for dim in sorted({r["dim"] for r in rows}):
-        diffs = [
-            gaps[dim, s, label] - gaps[dim, s, reference]
-            for s in sorted({r["seed"] for r in rows if r["dim"] == dim})
-            if (dim, s, label) in gaps and (dim, s, reference) in gaps
-        ]
-        diffs = [d for d in diffs if d == d]  # diverged runs have NaN gaps
-        if not diffs:
-            continue
-        n = len(diffs)
-        mean = sum(diffs) / n
-        var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else float("nan")
-        out[dim] = (mean, (var / n) ** 0.5, sum(d <= 0 for d in diffs), n)
-    return out
+    return common.paired(rows, label, reference, group="dim")

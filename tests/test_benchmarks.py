@@ -9,6 +9,7 @@ rows and says which libraries were missing.
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -18,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as bench  # noqa: E402
-from benchmarks import ablation, models, report, tabular  # noqa: E402
+from benchmarks import ablation, common, digits, models, report, tabular, vi  # noqa: E402
 
 OTHERS = ("zuko", "nflows")
 
@@ -86,7 +87,18 @@ def test_whole_suite_smoke(tmp_path, tiny_lessons):
     if "zuko" in used:
         assert "| nfcourse MAF - zuko MAF |" in beyond
         assert "nfcourse MAF gap on the D = 3 mixture <= zuko MAF's" in page
-    assert "| nfcourse planar K=2 |" in _section(page, "vi")
+    variational = _section(page, "vi")
+    assert "| nfcourse planar K=2 |" in variational
+    assert "### The flows of lesson 08 on U1-U4" in variational
+    assert "| U2 | RealNVP, 4 steps |" in variational
+    assert "best lesson-08 flow on U2: KL <= 0.05" in page
+    images = _section(page, "digits")
+    assert f"| {digits.IMAGE_FLOW} |" in images and "| independent pixels |" in images
+    assert ("| zuko NSF |" in images) == ("zuko" in used)
+    assert "image flow on the digits: beats Gaussian" in page
+    matching = _section(page, "continuous")
+    assert "| rings | flow matching |" in matching and "| rings | NSF |" in matching
+    assert "best flow matching on rings no worse than the best discrete flow" in page
     assert "| 00_tiny.ipynb |" in _section(page, "lessons")
     assert "Not run in this run" not in page
     for name in ("bench_quality.png", "bench_speed.png", "bench_vi.png"):
@@ -198,3 +210,180 @@ def test_tabular_ablation_variants_change_one_thing(variant):
             assert same_stack and not differs
         else:
             assert differs or not same_stack, (name, variant)
+
+
+# --- one page from several results files ------------------------------------------------------
+
+
+def _suite_file(vi_rows: list[dict]) -> dict:
+    """A made-up results file of ``python -m benchmarks --json`` with a vi section."""
+    return {
+        "meta": {
+            "command": "python -m benchmarks --sections vi",
+            "date": "2026-01-01",
+            "machine": {
+                "cpu": "a CPU",
+                "cores": 2,
+                "system": "an OS",
+                "load_start": "0.5",
+                "load_end": "0.6",
+            },
+            "versions": {"torch": "2"},
+            "libraries": {"used": ["nfcourse"], "left_out": {}},
+            "threads": 1,
+            "budget": "full",
+            "section_s": {"vi": 10.0},
+            "total_s": 10.0,
+            "seeds": {"VI": "0"},
+            "partial": False,
+        },
+        "vi": {"config": asdict(vi.VIConfig(flow_steps=111)), "rows": vi_rows, "curves": []},
+    }
+
+
+def _planar_row(seed: int, kl: float) -> dict:
+    return {"model": "nfcourse planar K=2", "K": 2, "seed": seed, "kl": kl, "se": 0.01,
+            "right": 0.5, "collapsed": False, "seconds": 1.0, "reached_s": None,
+            "diverged_at": None, "params": 10}  # fmt: skip
+
+
+def _energy_row(flow: str, energy: str, seed: int, steps: int, anneal: int, kl: float) -> dict:
+    return {"part": "energies", "flow": flow, "energy": energy, "seed": seed, "steps": steps,
+            "lr": 0.01, "anneal_steps": anneal, "kl": kl, "se": 0.01, "seconds": 2.0,
+            "diverged_at": None, "exploded": False, "params": 20}  # fmt: skip
+
+
+def _energies(steps: int, anneal: int, long_steps: int, kls: tuple[float, float]) -> list[dict]:
+    rows = []
+    for seed, kl in enumerate(kls):
+        rows += [_energy_row("RealNVP", "U3", seed, steps, a, kl) for a in (anneal, 0)]
+        rows.append(_energy_row("NSF", "U3", seed, long_steps, 200, kl / 2))
+    return rows
+
+
+def _digits_file() -> dict:
+    rows = [{"model": "independent pixels", "seed": 0, "bits": 2.43, "se_test": 0.01}]
+    for name, bits in ((digits.IMAGE_FLOW, (2.10, 2.12)), ("zuko NSF", (2.00, 2.02))):
+        rows += [
+            {"model": name, "seed": s, "bits": b, "se_test": 0.01, "steps": 9, "params": 5}
+            for s, b in enumerate(bits)
+        ]
+    return {
+        "meta": {"date": "2026-02-02", "machine": "machine D", "load": "1/1/1",
+                 "command": "python -m benchmarks.digits --budget-s 7", "budget": "7 s"},
+        "config": asdict(digits.DigitsConfig(budget_s=7.0)),
+        "rows": rows,
+    }  # fmt: skip
+
+
+def _vi_file(kls: tuple[float, float]) -> dict:
+    cfg = vi.VIConfig(layers=(), flows=("RealNVP",), energies=("U3",), flow_steps=300)
+    return {
+        "meta": {"date": "2026-03-03", "command": "python -m benchmarks.vi out.json",
+                 "threads": 1, "seconds": 60.0, "complete": True},
+        "vi": {"config": asdict(cfg), "rows": _energies(300, 60, 2000, kls), "curves": []},
+    }  # fmt: skip
+
+
+def _tabular_file() -> dict:
+    """A made-up results file of ``python -m benchmarks --sections tabular --json``."""
+    suite = _suite_file([])
+    meta = {**suite["meta"], "command": "python -m benchmarks --sections tabular",
+            "date": "2026-04-04", "section_s": {"tabular": 60.0}, "total_s": 60.0,
+            "partial": True, "why_partial": "sections: tabular"}  # fmt: skip
+    rows = [
+        {"dataset": "mixture_4d", "dim": 4, "library": lab.split()[0], "model": lab.split()[1],
+         "label": lab, "seed": seed, "nll": 5.0 + gap, "entropy": 5.0, "entropy_se": 0.001,
+         "gap": gap, "params": 100, "seconds": 1.0, "ms_per_step": 1.0, "diverged_at": None}
+        for lab, gaps in (("nfcourse MAF", (0.10, 0.24)), ("zuko MAF", (0.20, 0.20)))
+        for seed, gap in enumerate(gaps)
+    ]  # fmt: skip
+    return {"meta": meta, "tabular": {"config": asdict(tabular.TabularConfig()), "rows": rows}}
+
+
+def _write(tmp_path, name: str, data: dict) -> str:
+    import json
+
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_render_merges_section_files_and_says_where_each_comes_from(tmp_path):
+    """The page from the suite's file plus a digits file and a vi file (made-up numbers, no
+    training): every section's table and targets, each part of the vi section from its own
+    file (with that file's budget), and the header names the run behind each section."""
+    suite = _suite_file([_planar_row(0, 0.2), _planar_row(1, 0.3)]
+                        + _energies(111, 22, 999, (9.0, 9.0)))  # fmt: skip
+    files = [
+        _write(tmp_path, "suite.json", suite),
+        _write(tmp_path, "digits.json", _digits_file()),
+        _write(tmp_path, "vi.json", _vi_file((0.04, 0.08))),
+        _write(tmp_path, "tabular.json", _tabular_file()),
+    ]
+    output = tmp_path / "page.md"
+    merged = tmp_path / "merged.json"
+    assert bench.main(["--render", *files, "--output", str(output), "--json", str(merged)]) == 0
+    page = output.read_text()
+    variational = _section(page, "vi")
+    assert "| nfcourse planar K=2 |" in variational  # the suite's planar part is kept
+    assert "| 0.250 (0.200–0.300) |" in variational  # (the median of two is their mean)
+    assert "| U3 | RealNVP | 20 | 0.060 (0.040–0.080) |" in variational  # the vi file's
+    assert "9.000" not in page  # the suite's own lesson-08 rows are replaced
+    assert "300 steps of 256 samples" in variational and "111 steps" not in variational
+    assert "| U3 | NSF, 2000 steps |" in variational
+    assert "best lesson-08 flow on U3: KL <= 0.05 (mean over seeds) | RealNVP 0.060 at 300" in page
+    assert "yes, with the longer run" in page  # NSF 0.030 at 2000 steps
+    images = _section(page, "digits")
+    assert "| nfcourse image flow | 2.110 | 2.100 - 2.120 |" in images
+    assert "- beats independent pixels by more than the seed-to-seed spread: met" in images
+    assert "image flow on the digits: against zuko NSF at equal training time" in page
+    assert "Not run in this run" in _section(page, "continuous")
+    header = page[: page.index("## The targets")]
+    assert "Variational inference (the planar flows on U1): the run(s) above." in header
+    assert (
+        f"- {digits.TITLE}: `python -m benchmarks.digits --budget-s 7` on 2026-02-02; "
+        "machine D; load 1/1/1; 7 s." in header
+    )
+    assert (
+        "- Variational inference (the flows of lesson 08): `python -m benchmarks.vi out.json` "
+        "on 2026-03-03, in 1.0 min; 1 torch thread." in header
+    )
+    assert "| nfcourse MAF | 0.170 +- 0.070 |" in _section(page, "tabular")
+    assert (
+        "| nfcourse MAF gap on the D = 4 mixture <= zuko MAF's | 0.170 vs 0.200; paired by seed "
+        "-0.030 +- 0.070 (standard error), no worse on 1 of 2 seeds | yes |" in page
+    )
+    assert (
+        f"- {report.SECTIONS['tabular']}: `python -m benchmarks --sections tabular` on "
+        "2026-04-04, in 1.0 min; a CPU, 2 cores; load 0.5 at the start, 0.6 at the end; 1 torch "
+        "thread; **partial**: sections: tabular." in header
+    )
+    # the merge saved as one file renders to the same page
+    again = tmp_path / "again.md"
+    assert bench.main(["--render", str(merged), "--output", str(again)]) == 0
+    assert again.read_text() == page
+
+
+def test_render_needs_the_suite_file_first(tmp_path):
+    digits_only = _write(tmp_path, "digits.json", _digits_file())
+    with pytest.raises(ValueError, match="first results file must be one of"):
+        bench.main(["--render", digits_only, "--output", str(tmp_path / "page.md")])
+    with pytest.raises(ValueError, match="other.json: no benchmark section in it"):
+        report.normalize({"meta": {}, "config": {}, "rows": []}, "other.json")
+
+
+def test_common_paired_differences_and_standard_errors():
+    rows = [
+        {"dataset": d, "seed": s, "label": lab, "gap": g}
+        for d, s, lab, g in [
+            ("a", 0, "x", 1.0), ("a", 0, "y", 0.5), ("a", 1, "x", 2.0), ("a", 1, "y", 2.5),
+            ("a", 2, "x", 3.0),  # no partner: left out
+            ("b", 0, "x", float("nan")), ("b", 0, "y", 1.0),  # diverged: left out
+        ]
+    ]  # fmt: skip
+    assert common.paired(rows, "x", "y") == {"a": (0.0, pytest.approx(0.5), 1, 2)}
+    assert common.mean_se([1.0, 3.0]) == (2.0, 1.0)
+    mean, se = common.mean_se([4.0])
+    assert mean == 4.0 and se != se
+    assert common.mean_se([4.0], single=0.0) == (4.0, 0.0)

@@ -140,7 +140,7 @@ def _made(meta: dict) -> str:
     for key in ("clock", "shared", "budget", "note"):
         if meta.get(key) and not (suite and key == "budget"):
             details.append(f"{key}: {meta[key]}" if key in ("clock", "shared") else meta[key])
-    if suite and meta.get("partial"):
+    if meta.get("partial"):
         details.append(f"**partial**: {meta.get('why_partial', 'a reduced budget')}")
     if meta.get("complete") is False:
         details.append("**the run did not finish**: rows that it had not reached are absent")
@@ -639,18 +639,28 @@ def _vi_kl(rows: list[dict], flow: str, energy: str, steps: int, anneal: int) ->
     ]
 
 
+def _vi_long_flows(rows: list[dict], cfg: dict) -> list[str]:
+    """The flows with rows of the longer budget (as the rows name them)."""
+    return list(dict.fromkeys(r["flow"] for r in rows if r["steps"] == cfg["long_steps"]))
+
+
 def _vi_energies(rows: list[dict], cfg: dict) -> list[str]:
     """The flows of lesson 08 on every energy: KL annealed and not, and the longer runs."""
     steps, anneal = cfg["flow_steps"], cfg["flow_anneal_steps"]
     long_steps, long_anneal = cfg["long_steps"], cfg["long_anneal_steps"]
+    # settings of the longer runs that newer configs have (older files: as the lesson's)
+    long_samples = f" of {cfg['long_samples']} samples" if cfg.get("long_samples") else ""
+    seeds = cfg.get("long_seeds")
+    long_seeds = f" ({tuple(seeds)} for the longer runs)" if seeds else ""
     lines = [
         "### The flows of lesson 08 on U1-U4",
         "",
         f"`benchmarks.vi.FLOWS` (the lesson's builders) fitted with `nfcourse.fit_reverse_kl`: "
         f"{steps} steps of {cfg['n_samples']} samples, lr {cfg['flow_lr']:g} with cosine decay, "
         f"annealed over the first {anneal} steps and, for comparison, not annealed; "
-        f"{', '.join(cfg['long_flows'])} also with {long_steps} steps (lr {cfg['long_lr']:g}, "
-        f"annealed over {long_anneal}). Seeds {tuple(cfg['flow_seeds'])}. KL(q || p) with the "
+        f"{', '.join(_vi_long_flows(rows, cfg))} also with {long_steps} steps{long_samples} (lr "
+        f"{cfg['long_lr']:g}, annealed over {long_anneal}). Seeds {tuple(cfg['flow_seeds'])}"
+        f"{long_seeds}. KL(q || p) with the "
         f"known log Z from {cfg['n_final']} samples (SE about "
         f"{_f(statistics.median([r['se'] for r in rows]), 3)} nats): median (min–max) over "
         "seeds. Time: training only, one thread.",
@@ -672,7 +682,7 @@ def _vi_energies(rows: list[dict], cfg: dict) -> list[str]:
                     _spread([r["seconds"] for r in sub], 1),
                 ]
             )
-        for flow in cfg["long_flows"]:
+        for flow in _vi_long_flows(rows, cfg):
             sub = [
                 r
                 for r in rows
@@ -709,7 +719,7 @@ def _vi_energy_targets(rows: list[dict], cfg: dict) -> list[list[str]]:
         }
         long = {
             f: statistics.mean(v)
-            for f in cfg["long_flows"]
+            for f in _vi_long_flows(rows, cfg)
             if (v := _vi_kl(rows, f, energy, cfg["long_steps"], cfg["long_anneal_steps"]))
         }
         if not short:
@@ -847,9 +857,20 @@ def render(results: dict, figures: Path) -> str:
     for key, title in SECTIONS.items():
         lines += [f"## {title}", ""]
         if key not in results:
-            lines += ["Not run in this run (see `--sections`).", ""]
+            lines += [
+                f"Not in these results: run it (`python -m benchmarks --sections {key}`) or "
+                "add its results file to `--render`.",
+                "",
+            ]
             continue
         section = results[key]
+        own = section.get("meta") or {}
+        if own.get("partial") and not meta.get("partial"):
+            lines += [
+                f"> **Partial section**: {own.get('why_partial', 'a reduced budget')}; made by "
+                "a run of its own (see the header).",
+                "",
+            ]
         if key == "quality":
             used = meta["libraries"]["used"]
             lines += _quality(section["rows"], section["config"], used, figures)

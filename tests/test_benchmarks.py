@@ -100,7 +100,7 @@ def test_whole_suite_smoke(tmp_path, tiny_lessons):
     assert "| rings | flow matching |" in matching and "| rings | NSF |" in matching
     assert "best flow matching on rings no worse than the best discrete flow" in page
     assert "| 00_tiny.ipynb |" in _section(page, "lessons")
-    assert "Not run in this run" not in page
+    assert "Not in these results" not in page
     for name in ("bench_quality.png", "bench_speed.png", "bench_vi.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 0
         assert f"figures/{name}" in page
@@ -117,7 +117,7 @@ def test_runs_without_comparison_libraries(tmp_path, tiny_lessons, monkeypatch):
         assert f"| {lib} MAF |" not in page
     assert "| nfcourse RealNVP |" in _section(page, "quality")
     assert "nfcourse (ms)" in _section(page, "speed")
-    assert "Not run in this run" in _section(page, "vi")
+    assert "Not in these results" in _section(page, "vi")
 
 
 def test_libraries_flag(tmp_path, tiny_lessons):
@@ -338,7 +338,9 @@ def test_render_merges_section_files_and_says_where_each_comes_from(tmp_path):
     assert "| nfcourse image flow | 2.110 | 2.100 - 2.120 |" in images
     assert "- beats independent pixels by more than the seed-to-seed spread: met" in images
     assert "image flow on the digits: against zuko NSF at equal training time" in page
-    assert "Not run in this run" in _section(page, "continuous")
+    assert "Not in these results: run it (`python -m benchmarks --sections continuous`)" in (
+        _section(page, "continuous")
+    )
     header = page[: page.index("## The targets")]
     assert "Variational inference (the planar flows on U1): the run(s) above." in header
     assert (
@@ -350,6 +352,8 @@ def test_render_merges_section_files_and_says_where_each_comes_from(tmp_path):
         "on 2026-03-03, in 1.0 min; 1 torch thread." in header
     )
     assert "| nfcourse MAF | 0.170 +- 0.070 |" in _section(page, "tabular")
+    assert "> **Partial section**: sections: tabular;" in _section(page, "tabular")
+    assert "Partial section" not in _section(page, "digits")
     assert (
         "| nfcourse MAF gap on the D = 4 mixture <= zuko MAF's | 0.170 vs 0.200; paired by seed "
         "-0.030 +- 0.070 (standard error), no worse on 1 of 2 seeds | yes |" in page

@@ -84,7 +84,8 @@ BUDGETS = {
             draws=1,
         ),
         "speed": speed.SpeedConfig(dims=(2,), threads=(1,), repeats=2, min_time=0.0),
-        "vi": vi.VIConfig(
+        "vi": _small(
+            vi.VIConfig,
             layers=(2,),
             seeds=(0,),
             steps=5,
@@ -100,6 +101,8 @@ BUDGETS = {
             long_flows=("RealNVP",),
             long_steps=4,
             long_anneal_steps=1,
+            long_seeds=(0,),
+            long_samples=64,
         ),
         "continuous": _small(
             continuous.ContinuousConfig,

@@ -58,7 +58,7 @@ test: $(STAMP)
 browser-test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_browser.py -v
 
-# Benchmarks against zuko and nflows, written to docs/benchmarks.md (about an hour on 2 cores).
+# Benchmarks against zuko and nflows, written to docs/benchmarks.md (several hours on 2 cores).
 # An nbgrader course folder for a graded course: grading/source/NN_slug/ with the grading
 # metadata, and grading/nbgrader_config.py (docs/instructors.md, "A graded course").
 grading: $(STAMP)

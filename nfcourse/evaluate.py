@@ -51,11 +51,18 @@ from .validate import (
 
 __all__ = [
     "Evidence",
+    "HeldOutNLL",
+    "TwoSampleTest",
+    "classifier_two_sample_test",
     "effective_sample_size",
     "elbo",
     "gap_to_entropy",
+    "held_out_nll",
     "log_evidence",
     "log_mean_exp",
+    "median_bandwidth",
+    "mmd2",
+    "mmd_test",
     "nll",
     "reverse_kl",
 ]
@@ -367,3 +374,292 @@ def log_evidence(
     n = log_w.numel()
     se = math.sqrt(max(1 / ess - 1 / n, 0.0))
     return Evidence(log_mean_exp(log_w).item(), se, ess, n, log_w.mean().item())
+
+
+# --- Lesson 11: held-out NLL with its error bar, and two-sample tests -------------------------
+
+
+class HeldOutNLL(NamedTuple):
+    """The mean negative log-likelihood of held-out points and its standard error (nats).
+
+    Attributes:
+        nll: ``-(1/N) sum_n log q(x_n)``, in nats per point.
+        se: its standard error ``s / sqrt(N)``, with ``s`` the sample standard deviation
+            (``ddof=1``) of the per-point values ``-log q(x_n)``.
+        n: the number of points ``N``.
+    """
+
+    nll: float
+    se: float
+    n: int
+
+
+@torch.no_grad()
+def held_out_nll(
+    flow: nn.Module,
+    data: Tensor | np.ndarray,
+    context: Tensor | None = None,
+    *,
+    batch_size: int = 8192,
+) -> HeldOutNLL:
+    """The mean NLL of held-out ``data`` under ``flow`` and its standard error, in nats.
+
+    With ``l_n = -log q(x_n)`` for the ``N`` points,
+
+        NLL = (1/N) sum_n l_n,     SE = s / sqrt(N),   s^2 = (1/(N-1)) sum_n (l_n - NLL)^2.
+
+    The points are independent draws, so the mean's standard deviation is that of one
+    point's value over ``sqrt(N)``: two flows whose NLLs differ by less than about two
+    standard errors cannot be told apart by this data set (when they are scored on the
+    same points, the standard error of their per-point difference is the sharper test).
+    ``se`` is NaN for ``N = 1``; ``inf`` values (a point of zero density) make both
+    ``inf``/NaN. Bits per dimension for images: ``nfcourse.digits.bits_per_dim``.
+
+    Evaluated in batches, without gradients, in ``eval()`` mode (the mode is restored).
+    ``context`` is passed to ``flow.log_prob`` for a conditional flow: one context of
+    shape ``(C,)`` for all points, or ``(N, C)``, one per point.
+
+    Returns:
+        A :class:`HeldOutNLL` ``(nll, se, n)``.
+    """
+    where = "held_out_nll"
+    check_model(flow, where)
+    batch_size = check_int(batch_size, "batch_size", where)
+    data = as_data(data, flow, "data", where)
+    n = data.shape[0]
+    per_point = isinstance(context, Tensor) and context.dim() >= 2 and context.shape[0] == n
+    if isinstance(context, Tensor) and context.dim() >= 2 and not per_point:
+        raise ValueError(
+            f"{where}: `context` must have shape (C,) (one context for all points) or "
+            f"(N, C) with N = {n}, the number of points; got shape {tuple(context.shape)}."
+        )
+    chunks = context.split(batch_size) if per_point else [context] * len(data.split(batch_size))
+    values = []
+    with _eval_mode(flow):
+        for x, c in zip(data.split(batch_size), chunks, strict=True):
+            lp = flow.log_prob(x) if c is None else flow.log_prob(x, context=c)
+            values.append(-lp.double().reshape(-1))
+    mean, se = _mean_and_se(torch.cat(values))
+    return HeldOutNLL(mean, se, n)
+
+
+class TwoSampleTest(NamedTuple):
+    """The result of a two-sample test of ``H0: x and y come from the same distribution``.
+
+    Attributes:
+        statistic: the test's statistic (the unbiased MMD^2 for :func:`mmd_test`, the
+            held-out accuracy for :func:`classifier_two_sample_test`).
+        p_value: the probability, under ``H0``, of a statistic at least as large; small
+            values are evidence that the distributions differ.
+    """
+
+    statistic: float
+    p_value: float
+
+
+def _two_samples(x: object, y: object, where: str, smallest: int = 2) -> tuple[Tensor, Tensor]:
+    """Two samples of shape ``(m, D)`` and ``(n, D)`` as float64 CPU tensors."""
+    x = as_data(x, None, "x", where).double().cpu()
+    y = as_data(y, None, "y", where).double().cpu()
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"{where}: `x` and `y` must have the same number of coordinates D, got shapes "
+            f"{tuple(x.shape)} and {tuple(y.shape)}."
+        )
+    for name, t in (("x", x), ("y", y)):
+        if t.shape[0] < smallest:
+            raise ValueError(
+                f"{where}: `{name}` must hold at least {smallest} points, got {t.shape[0]}. "
+                "Draw more samples."
+            )
+    return x, y
+
+
+def median_bandwidth(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
+    """The median heuristic: the median distance between two distinct points of ``x`` and ``y``
+    pooled (Gretton et al. 2012), a bandwidth on the scale of the data.
+
+    ``sigma = median{ ||z_i - z_j|| : i < j }`` over the pooled points ``z``.
+    """
+    x, y = _two_samples(x, y, "median_bandwidth", smallest=1)
+    return _median_bandwidth(torch.cat([x, y]), "median_bandwidth")
+
+
+def _median_bandwidth(z: Tensor, where: str) -> float:
+    i, j = torch.triu_indices(len(z), len(z), offset=1)
+    d = torch.cdist(z, z)[i, j]
+    sigma = d.median().item() if d.numel() else 0.0
+    if not sigma > 0:
+        raise ValueError(
+            f"{where}: the median distance between the points is {sigma}, so the median "
+            "heuristic gives no bandwidth (most points coincide). Pass a positive "
+            "`bandwidth`, e.g. bandwidth=1.0."
+        )
+    return sigma
+
+
+def _gram(z: Tensor, bandwidth: float) -> Tensor:
+    """``k(z_i, z_j) = exp(-||z_i - z_j||^2 / (2 sigma^2))`` for all pairs."""
+    return torch.exp(-torch.cdist(z, z).square() / (2 * bandwidth**2))
+
+
+def _mmd2_from_gram(k: Tensor, labels: Tensor, m: int) -> Tensor:
+    """The unbiased MMD^2 for each row of ``labels`` ((P, m+n) of 1 for x, 0 for y)."""
+    n = k.shape[0] - m
+    k = k - torch.diag_embed(k.diagonal())  # the terms i = j drop out
+    ex, ey = labels, 1 - labels
+    kex, key = ex @ k, ey @ k
+    sxx, syy, sxy = (kex * ex).sum(-1), (key * ey).sum(-1), (kex * ey).sum(-1)
+    return sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2 * sxy / (m * n)
+
+
+def _bandwidth(bandwidth: object, z: Tensor, where: str) -> float:
+    if bandwidth is None:
+        return _median_bandwidth(z, where)
+    return check_number(bandwidth, "bandwidth", where, positive=True, example="1.0")
+
+
+def mmd2(x: Tensor | np.ndarray, y: Tensor | np.ndarray, bandwidth: float | None = None) -> float:
+    """The unbiased estimate of the squared maximum mean discrepancy between two samples.
+
+    With a kernel ``k``, ``MMD^2(p, q) = E k(x, x') - 2 E k(x, y) + E k(y, y')`` for
+    independent ``x, x' ~ p`` and ``y, y' ~ q``: zero when ``p = q`` and, for a
+    characteristic kernel such as the Gaussian, positive otherwise. Here
+    ``k(a, b) = exp(-||a - b||^2 / (2 sigma^2))`` and, from ``x_1..x_m`` and ``y_1..y_n``,
+
+        MMD^2_u = 1/(m(m-1)) sum_{i != j} k(x_i, x_j) + 1/(n(n-1)) sum_{i != j} k(y_i, y_j)
+                  - 2/(m n) sum_{i, j} k(x_i, y_j),
+
+    which leaves out the terms ``i = j`` (each equal to 1), so its expectation is exactly
+    ``MMD^2``; when ``p = q`` it scatters around 0 and is negative about half the time.
+    (Keeping them, with ``1/m^2``, gives the biased V-statistic, which is above 0 even for
+    ``p = q``.) ``bandwidth`` is ``sigma``; ``None`` takes the median heuristic, the median
+    distance between distinct points of ``x`` and ``y`` pooled (:func:`median_bandwidth`).
+
+    Computed in float64 with ``O((m + n)^2)`` memory. Reference: Gretton, Borgwardt,
+    Rasch, Schoelkopf and Smola (2012), "A Kernel Two-Sample Test", JMLR 13.
+
+    Args:
+        x: points of shape ``(m, D)``, ``m >= 2`` (e.g. held-out data).
+        y: points of shape ``(n, D)``, ``n >= 2`` (e.g. samples of a flow).
+        bandwidth: the kernel's ``sigma > 0``, or ``None`` for the median heuristic.
+
+    Returns:
+        ``MMD^2_u`` as a float (may be slightly negative).
+    """
+    where = "mmd2"
+    x, y = _two_samples(x, y, where)
+    z = torch.cat([x, y])
+    sigma = _bandwidth(bandwidth, z, where)
+    labels = torch.cat([torch.ones(len(x)), torch.zeros(len(y))]).double()
+    return _mmd2_from_gram(_gram(z, sigma), labels[None], len(x)).item()
+
+
+def mmd_test(
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    bandwidth: float | None = None,
+    *,
+    permutations: int = 200,
+    seed: int | None = 0,
+) -> TwoSampleTest:
+    """A kernel two-sample test: the unbiased ``MMD^2`` (:func:`mmd2`) and its permutation p-value.
+
+    Under ``H0: p = q`` the labels "from x" and "from y" are exchangeable, so the
+    statistic of the pooled points relabelled at random (``x`` keeps its size ``m``) has
+    the same distribution as the observed one. With ``T_0`` the observed statistic and
+    ``T_1..T_P`` those of ``P`` random relabellings,
+
+        p = (1 + #{b : T_b >= T_0}) / (1 + P),
+
+    a valid p-value (``P(p <= alpha) <= alpha`` under ``H0``), never below ``1/(1+P)``.
+    The bandwidth (median heuristic when ``None``) is computed once from the pooled
+    points, which a relabelling does not change.
+
+    Args:
+        x, y: points of shape ``(m, D)`` and ``(n, D)``, at least 2 of each.
+        bandwidth: the Gaussian kernel's ``sigma``, or ``None`` for the median heuristic.
+        permutations: the number ``P`` of random relabellings.
+        seed: seeds the relabellings (``None``: torch's global random state).
+
+    Returns:
+        A :class:`TwoSampleTest` ``(statistic, p_value)``.
+    """
+    where = "mmd_test"
+    x, y = _two_samples(x, y, where)
+    permutations = check_int(permutations, "permutations", where)
+    gen = make_generator(seed, None, where)
+    z = torch.cat([x, y])
+    m, total = len(x), len(z)
+    k = _gram(z, _bandwidth(bandwidth, z, where))
+    observed = torch.cat([torch.ones(m), torch.zeros(total - m)]).double()
+    stat = _mmd2_from_gram(k, observed[None], m).item()
+    exceed = 0
+    for start in range(0, permutations, 256):  # batches of relabellings: bounded memory
+        p = min(256, permutations - start)
+        order = torch.rand(p, total, generator=gen).argsort(-1)
+        labels = (order < m).double()  # the first m of each random order are "x"
+        exceed += int((_mmd2_from_gram(k, labels, m) >= stat).sum())
+    return TwoSampleTest(stat, (1 + exceed) / (1 + permutations))
+
+
+def classifier_two_sample_test(
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    *,
+    neighbors: int | None = None,
+    seed: int = 0,
+) -> TwoSampleTest:
+    """A classifier two-sample test: can a classifier tell ``x`` from ``y`` on held-out points?
+
+    The points of ``x`` are labelled 0, those of ``y`` 1; half of each (stratified,
+    shuffled by ``seed``) trains a scikit-learn k-nearest-neighbour classifier
+    (``KNeighborsClassifier`` on standardized coordinates, ``k = neighbors``, by default
+    the odd number nearest ``sqrt(n_train)``), the other half measures its accuracy.
+    If ``p = q`` no classifier beats chance, so the number of right answers among the
+    ``n_test`` held-out points is about ``Binomial(n_test, 1/2)``; the p-value is
+
+        p = P(Binomial(n_test, 1/2) >= right answers)
+
+    (one-sided: an accuracy below 1/2 is no evidence of a difference). An accuracy near
+    1/2 means the classifier found no difference, one near 1 that the samples are easy
+    to tell apart; unlike an NLL, it needs only samples. Needs ``len(x) == len(y)`` so that
+    chance is 1/2. Reference: Lopez-Paz and Oquab (2017), "Revisiting Classifier
+    Two-Sample Tests", ICLR.
+
+    Returns:
+        A :class:`TwoSampleTest` ``(statistic, p_value)``; the statistic is the accuracy.
+    """
+    where = "classifier_two_sample_test"
+    x, y = _two_samples(x, y, where)
+    if len(x) != len(y):
+        raise ValueError(
+            f"{where}: `x` and `y` must hold the same number of points (so that chance is "
+            f"1/2), got {len(x)} and {len(y)}. Draw as many samples as there are data "
+            f"points, or use the first {min(len(x), len(y))} of each."
+        )
+    seed = check_int(seed, "seed", where, smallest=0)
+    from scipy.stats import binom  # scikit-learn and SciPy load slowly: only when asked
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = torch.cat([x, y]).numpy()
+    labels = np.repeat([0, 1], len(x))
+    x_tr, x_te, l_tr, l_te = train_test_split(
+        features, labels, test_size=0.5, stratify=labels, random_state=seed
+    )
+    if neighbors is None:
+        neighbors = max(1, 2 * int(math.sqrt(len(x_tr)) / 2) + 1)
+    neighbors = check_int(neighbors, "neighbors", where)
+    if neighbors > len(x_tr):
+        raise ValueError(
+            f"{where}: `neighbors` must be at most the {len(x_tr)} training points, got "
+            f"{neighbors}. Pass fewer neighbours or more points."
+        )
+    model = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=neighbors))
+    model.fit(x_tr, l_tr)
+    right = int((model.predict(x_te) == l_te).sum())
+    p_value = float(binom.sf(right - 1, len(l_te), 0.5))
+    return TwoSampleTest(right / len(l_te), p_value)

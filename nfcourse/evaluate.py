@@ -488,7 +488,7 @@ def median_bandwidth(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
 def _median_bandwidth(z: Tensor, where: str) -> float:
     i, j = torch.triu_indices(len(z), len(z), offset=1)
     d = torch.cdist(z, z)[i, j]
-    sigma = d.median().item() if d.numel() else 0.0
+    sigma = float(np.median(d.numpy())) if d.numel() else 0.0
     if not sigma > 0:
         raise ValueError(
             f"{where}: the median distance between the points is {sigma}, so the median "

@@ -25,9 +25,18 @@ is about ``sqrt(1/ESS - 1/n)`` (delta method). The effective sample size (Kong
 ``n`` when ``q = p``, 1 when one weight dominates. Everything is computed from
 log-weights with log-sum-exp, since ``w`` itself overflows or underflows.
 
+Sample-based measures need only samples of the flow, not its density: the unbiased
+``MMD^2`` of two samples with a Gaussian kernel (:func:`mmd2`) and its permutation test
+(:func:`mmd_test`), and a classifier two-sample test (:func:`classifier_two_sample_test`):
+the accuracy of a classifier trained to tell data from samples, 1/2 when it cannot.
+A flow can have a good held-out NLL and poor samples, or the reverse, so both are worth
+reporting, the NLL with its standard error (:func:`held_out_nll`).
+
 References: Rezende and Mohamed (2015), "Variational Inference with Normalizing
-Flows", arXiv:1505.05770; Kong (1992), "A note on importance sampling using
-standardized weights", Technical report 348, University of Chicago.
+Flows", arXiv:1505.05770; Gretton et al. (2012), "A Kernel Two-Sample Test", JMLR 13;
+Lopez-Paz and Oquab (2017), "Revisiting Classifier Two-Sample Tests", ICLR; Kong (1992),
+"A note on importance sampling using standardized weights", Technical report 348,
+University of Chicago.
 """
 
 from __future__ import annotations

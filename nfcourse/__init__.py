@@ -13,19 +13,26 @@ first use (``from nfcourse import check, plots`` works as usual).
 import importlib
 
 from . import testing, transforms, validate
-from .data import datasets, digits, energies, mixtures, posteriors
+from .data import datasets, digits, energies, mixtures, posteriors, simulators
 from .evaluate import (
+    classifier_two_sample_test,
     effective_sample_size,
     elbo,
     gap_to_entropy,
+    held_out_nll,
     log_evidence,
     log_mean_exp,
+    median_bandwidth,
+    mmd2,
+    mmd_test,
     nll,
     reverse_kl,
 )
 from .flow import (
     Flow,
     StandardNormal,
+    conditional_maf,
+    conditional_realnvp,
     iaf,
     linear_flow,
     maf,
@@ -42,6 +49,10 @@ from .layers import (
     Affine,
     AffineCoupling,
     Compose,
+    ConditionalAffineCoupling,
+    ConditionalMADE,
+    ConditionalMAF,
+    Conditioned,
     Exp,
     Inverse,
     Layer,
@@ -83,6 +94,18 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "classifier_two_sample_test",
+    "held_out_nll",
+    "median_bandwidth",
+    "mmd2",
+    "mmd_test",
+    "ConditionalAffineCoupling",
+    "ConditionalMADE",
+    "ConditionalMAF",
+    "Conditioned",
+    "conditional_maf",
+    "conditional_realnvp",
+    "simulators",
     "effective_sample_size",
     "log_mean_exp",
     "log_evidence",

@@ -6,6 +6,14 @@ the time to reach a target KL. The second (``VIConfig.flows``, off unless given,
 :data:`FLOWS`) on all four energies at the lesson's budget, with and without annealing,
 and the best flow of the lesson with a longer budget.
 
+The spline flow of the lesson acts on ``[-NSF_BOUND, NSF_BOUND]``, wider than the default
+``[-5, 5]`` of :func:`nfcourse.nsf`. A spline maps its interval onto itself and is the
+identity outside, and the base ``N(0, I)`` puts almost nothing beyond 5, so a flow of
+such splines has almost no mass at ``|z1| > bound``; the envelope of U2-U4 leaves 3.1% of
+their mass at ``|z1| > 5``, which puts a floor of ``-log(1 - 0.031) = 0.031`` nats under
+the KL of any such flow with the default bound (beyond 7 the mass is below 1e-8). The
+same flow with the default bound, ``NSF-b5``, is kept for the comparison.
+
 The target ``p(z) = exp(-U1(z)) / Z`` of Rezende and Mohamed (2015) has a known
 normalizer (:mod:`nfcourse.energies`), so the reverse KL ``KL(q || p) = E_q[log q - log p]``
 is estimated without bias from samples of the flow: the table reports it exactly in
@@ -43,12 +51,17 @@ from nfcourse.evaluate import reverse_kl
 
 from . import models
 
-# The flows of lesson 08, built exactly as the lesson builds them.
+NSF_BOUND = 7.0  # the spline interval of the lesson's NSF (the default of nf.nsf is 5)
+
+# The flows of lesson 08, built exactly as the lesson builds them, and NSF-b5: the same
+# spline flow with the default bound 5, for comparison (the lesson's flow until the
+# floor above was found).
 FLOWS: dict[str, Callable[[], nf.Flow]] = {
     "planar": lambda: nf.planar_flow(2, layers=32),
     "RealNVP": lambda: nf.realnvp(2, layers=6, hidden=(32, 32)),
     "IAF": lambda: nf.iaf(2, layers=5, hidden=(32, 32)),
-    "NSF": lambda: nf.nsf(2, layers=3, hidden=(32, 32)),
+    "NSF": lambda: nf.nsf(2, layers=3, hidden=(32, 32), bound=NSF_BOUND),
+    "NSF-b5": lambda: nf.nsf(2, layers=3, hidden=(32, 32)),
 }
 
 
@@ -80,6 +93,8 @@ class VIConfig:
     long_steps: int = 2000
     long_lr: float = 5e-3
     long_anneal_steps: int = 200
+    long_seeds: tuple[int, ...] | None = (0, 1, 2)  # None: flow_seeds
+    long_samples: int | None = 1024  # samples per step of the longer runs; None: n_samples
 
 
 # The full second part (the planar-depth part keeps its defaults).
@@ -175,9 +190,21 @@ def run(cfg: VIConfig, log=print) -> tuple[list[dict], list[dict]]:
 
 
 def fit_flow(
-    flow: str, energy: str, seed: int, steps: int, lr: float, anneal_steps: int, cfg: VIConfig
+    flow: str,
+    energy: str,
+    seed: int,
+    steps: int,
+    lr: float,
+    anneal_steps: int,
+    cfg: VIConfig,
+    n_samples: int | None = None,
+    budget: str = "lesson",
 ) -> dict:
-    """One reverse-KL fit of a lesson flow with :func:`nfcourse.fit_reverse_kl`; one row."""
+    """One reverse-KL fit of a lesson flow with :func:`nfcourse.fit_reverse_kl`; one row.
+
+    ``n_samples`` per step (``None``: ``cfg.n_samples``); ``budget`` (``"lesson"`` or
+    ``"long"``) only labels the row."""
+    n_samples = cfg.n_samples if n_samples is None else n_samples
     target = energies.get(energy)
     log_z = target.log_normalizer  # computed (and cached) before the clock starts
     torch.manual_seed(seed)
@@ -191,7 +218,7 @@ def fit_flow(
                 model,
                 lambda z: -target.energy(z),
                 steps=steps,
-                n_samples=cfg.n_samples,
+                n_samples=n_samples,
                 lr=lr,
                 anneal_steps=anneal_steps,
                 seed=seed,
@@ -205,10 +232,12 @@ def fit_flow(
     )
     return {
         "part": "energies",
+        "budget": budget,
         "flow": flow,
         "energy": energy,
         "seed": seed,
         "steps": steps,
+        "n_samples": n_samples,
         "lr": lr,
         "anneal_steps": anneal_steps,
         "kl": kl,
@@ -217,6 +246,9 @@ def fit_flow(
         "diverged_at": diverged,
         "exploded": any(issubclass(w.category, nf.train.DivergenceWarning) for w in caught),
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        # a spline flow's interval and bins, as built (so a reader can check the builder)
+        "bound": next((m.bound for m in model.modules() if hasattr(m, "bound")), None),
+        "bins": next((m.bins for m in model.modules() if hasattr(m, "bins")), None),
     }
 
 
@@ -237,24 +269,24 @@ def run_energies(
             for flow in cfg.flows:
                 for anneal in dict.fromkeys((cfg.flow_anneal_steps, 0)):
                     plan += [
-                        (flow, energy, s, cfg.flow_steps, cfg.flow_lr, anneal)
+                        (flow, energy, s, cfg.flow_steps, cfg.flow_lr, anneal, None, "lesson")
                         for s in cfg.flow_seeds
                     ]
     if "long" in parts:
-        for seed in cfg.flow_seeds:
+        long = (cfg.long_steps, cfg.long_lr, cfg.long_anneal_steps, cfg.long_samples, "long")
+        for seed in cfg.flow_seeds if cfg.long_seeds is None else cfg.long_seeds:
             plan += [
-                (flow, energy, seed, cfg.long_steps, cfg.long_lr, cfg.long_anneal_steps)
-                for energy in cfg.energies
-                for flow in cfg.long_flows
+                (flow, energy, seed, *long) for energy in cfg.energies for flow in cfg.long_flows
             ]
-    fit_flow(cfg.flows[0], cfg.energies[0], 0, 2, cfg.flow_lr, 0, cfg)  # warm-up, not timed
+    if plan:
+        fit_flow(plan[0][0], cfg.energies[0], 0, 2, cfg.flow_lr, 0, cfg)  # warm-up, not timed
     rows = list(rows or [])
-    for flow, energy, seed, steps, lr, anneal in plan:
-        row = fit_flow(flow, energy, seed, steps, lr, anneal, cfg)
+    for flow, energy, seed, steps, lr, anneal, n_samples, budget in plan:
+        row = fit_flow(flow, energy, seed, steps, lr, anneal, cfg, n_samples, budget)
         rows.append(row)
         log(
-            f"vi {flow:8s} {energy} seed {seed}, {steps} steps, anneal {anneal}: "
-            f"KL {row['kl']:.4f} +- {row['se']:.4f}, {row['seconds']:.1f} s"
+            f"vi {flow:8s} {energy} seed {seed}, {steps} steps of {row['n_samples']}, "
+            f"anneal {anneal}: KL {row['kl']:.4f} +- {row['se']:.4f}, {row['seconds']:.1f} s"
         )
         if save is not None:
             save(rows)
@@ -269,38 +301,68 @@ def run_all(cfg: VIConfig, log=print) -> tuple[list[dict], list[dict]]:
     return rows, curves
 
 
+def _budget(row: dict, cfg: VIConfig) -> str:
+    """``"lesson"`` or ``"long"``: the row's label, or (rows written before the label) its steps."""
+    return row.get("budget", "lesson" if row["steps"] == cfg.flow_steps else "long")
+
+
 def main(argv: list[str]) -> None:
-    """``python -m benchmarks.vi [output.json] [--long-only]``: :data:`FULL` without the
-    planar depths; ``--long-only`` runs only the longer runs and adds them to the rows
-    already in ``output.json``."""
+    """``python -m benchmarks.vi [output.json] [--long-only | --lesson-only] [--flows=A,B]``:
+    :data:`FULL` without the planar depths. ``--long-only`` runs only the longer runs,
+    ``--lesson-only`` only the runs at the lesson's budget, ``--flows`` only these flows;
+    with any of them, the other rows already in ``output.json`` are kept (and its meta,
+    under ``earlier``)."""
     torch.set_num_threads(1)
-    long_only = "--long-only" in argv
-    paths = [a for a in argv if a != "--long-only"]
+    options = [a for a in argv if a.startswith("--")]
+    paths = [a for a in argv if not a.startswith("--")]
     output = Path(paths[0] if paths else "docs/benchmarks-vi.json")
     cfg = replace(FULL, layers=())
-    earlier = (
-        [r for r in json.loads(output.read_text())["vi"]["rows"] if r["steps"] == cfg.flow_steps]
-        if long_only
-        else []
+    parts = ("long",) if "--long-only" in options else ("lesson", "long")
+    if "--lesson-only" in options:
+        parts = ("lesson",)
+    chosen = next(
+        (a.split("=", 1)[1].split(",") for a in options if a.startswith("--flows=")), None
     )
+    unknown = (
+        set(options)
+        - {"--long-only", "--lesson-only"}
+        - {a for a in options if a.startswith("--flows=")}
+    )
+    if unknown or set(chosen or ()) - set(FLOWS) or len(parts) == 0:
+        raise SystemExit(f"benchmarks.vi: unknown options or flows in {argv}; flows: {list(FLOWS)}")
+    keep, earlier_meta = [], None
+    if len(parts) == 1 or chosen is not None:
+        earlier = json.loads(output.read_text())
+        earlier_meta = earlier["meta"]
+        keep = [
+            r
+            for r in earlier["vi"]["rows"]
+            if _budget(r, cfg) not in parts or (chosen is not None and r["flow"] not in chosen)
+        ]
+    run_cfg = cfg
+    if chosen is not None:
+        run_cfg = replace(
+            cfg,
+            flows=tuple(f for f in cfg.flows if f in chosen),
+            long_flows=tuple(f for f in cfg.long_flows if f in chosen),
+        )
     start = time.perf_counter()
 
     def save(rows: list[dict], done: bool = False) -> None:
-        results = {
-            "meta": {
-                "date": date.today().isoformat(),
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "seconds": time.perf_counter() - start,
-                "command": "python -m benchmarks.vi " + " ".join(argv),
-                "complete": done,
-            },
-            "vi": {"config": asdict(cfg), "rows": rows, "curves": []},
+        meta = {
+            "date": date.today().isoformat(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "seconds": time.perf_counter() - start,
+            "command": "python -m benchmarks.vi " + " ".join(argv),
+            "complete": done,
         }
+        if earlier_meta is not None:
+            meta["earlier"] = earlier_meta  # the run that made the rows kept
+        results = {"meta": meta, "vi": {"config": asdict(cfg), "rows": rows, "curves": []}}
         output.write_text(json.dumps(results, indent=1) + "\n")
 
-    parts = ("long",) if long_only else ("lesson", "long")
-    rows = run_energies(cfg, lambda line: print(line, flush=True), save, parts, earlier)
+    rows = run_energies(run_cfg, lambda line: print(line, flush=True), save, parts, keep)
     save(rows, done=True)
     print(f"wrote {output}")
 

@@ -34,6 +34,8 @@ PAGES = {  # docs/ pages on the site, in the navigation's order after the lesson
     "instructors.md": "For instructors",
     "benchmarks.md": "Benchmarks",
     "lesson-times.md": "Lesson run times",
+    "hub.md": "A class on one JupyterHub",
+    "classroom.md": "Sizing a class's machine",
 }
 
 
@@ -120,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", default=[], metavar="NN", help="a preview with these lessons only"
     )
     args = parser.parse_args(argv)
-    out, src = args.out, args.out / "src"
+    out = args.out.resolve()  # Sphinx reads the paths below from the conf folder
+    src = out / "src"
     stage(src, args.only)
     static = out / "static"
     if not (static / "mathjax" / "MathJax.js").exists():

@@ -25,6 +25,9 @@ nb_mime_priority_overrides = [
     ("html", "application/vnd.jupyter.widget-view+json", None),
 ]
 nb_ipywidgets_js = {}
+# myst-nb still says it skips the course's MIME type in every check's output, which -W would
+# turn into an error: the skip is the point (the HTML of the same output is shown instead).
+suppress_warnings = ["mystnb.unknown_mime_type"]
 
 html_theme = "sphinx_book_theme"
 html_title = "nfcourse: normalizing flows, hands on"

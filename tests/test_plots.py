@@ -269,6 +269,20 @@ def test_plot_losses_reverse_kl():
     assert list(bound.get_ydata()) == [-1.5, -1.5]
 
 
+def test_plot_losses_flow_matching_is_labelled_as_such_and_has_no_bound():
+    ax = plot_losses(make_history("flow_matching"))
+    assert "flow-matching" in ax.get_ylabel() and "KL" not in ax.get_ylabel()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("train flow-matching loss") for t in legend)
+    with pytest.raises(ValueError, match="not on the scale of an NLL"):
+        plot_losses(make_history("flow_matching"), entropy=1.0)
+
+
+def test_plot_losses_refuses_a_kind_it_cannot_label():
+    with pytest.raises(ValueError, match="kind 'score'"):
+        plot_losses(make_history("score"))
+
+
 # ----------------------------------------------------------------------------
 # plot_1d_density
 

@@ -345,6 +345,14 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
+# what each kind of training history holds: (its curve's name, the y-axis label)
+LOSS_LABELS = {
+    "nll": ("train NLL", "NLL (nats)"),
+    "reverse_kl": ("train objective", "KL(q || p) - log Z (nats)"),
+    "flow_matching": ("train flow-matching loss", "flow-matching loss (squared velocity error)"),
+}
+
+
 def plot_losses(
     history: object,
     ax: Axes | None = None,
@@ -358,19 +366,32 @@ def plot_losses(
     validation NLL (markers). ``entropy`` adds a horizontal line at the data
     distribution's entropy, the lowest NLL any model can reach. For a
     reverse-KL history, ``log_normalizer`` (``log Z``) adds the line at
-    ``-log Z``, the lowest value of its objective (where ``KL = 0``).
+    ``-log Z``, the lowest value of its objective (where ``KL = 0``). A flow-matching
+    history (lesson 10) is labelled as the squared velocity error it is, with no bound.
     Several histories can share one axes: pass a ``label`` to each.
     """
+    kind = getattr(history, "kind", "nll")
+    if kind not in LOSS_LABELS:
+        raise ValueError(
+            f"plot_losses: a history of kind {kind!r} is not one it can label; expected one of "
+            f"{sorted(LOSS_LABELS)} (the kind that nf.fit, nf.fit_reverse_kl or "
+            "nf.continuous.fit_flow_matching writes)."
+        )
+    if kind == "flow_matching" and (entropy is not None or log_normalizer is not None):
+        raise ValueError(
+            "plot_losses: a flow-matching loss is a squared velocity error, not on the scale of "
+            "an NLL or a KL: an entropy or -log Z line means nothing next to it. Drop entropy= "
+            "and log_normalizer=, and compare held-out NLLs instead (continuous.log_prob)."
+        )
+    name, ylabel = LOSS_LABELS[kind]
     ax = get_axes(ax, figsize=(6.0, 3.5))
     step = np.asarray(history.step, dtype=float)
     loss = np.asarray(history.loss, dtype=float)
-    kind = getattr(history, "kind", "nll")
     prefix = f"{label}: " if label else ""
     color = PALETTE[sum(line.get_gid() == "nfcourse-train" for line in ax.lines) % len(PALETTE)]
     if len(loss):
         window = max(1, len(loss) // 50)
         ax.plot(step, loss, color=color, alpha=0.25, linewidth=0.8)
-        name = "train NLL" if kind == "nll" else "train objective"
         ax.plot(step, _smooth(loss, window), color=color, linewidth=1.5,
                 label=f"{prefix}{name} (minibatch, mean of {window})", gid="nfcourse-train")
     if getattr(history, "val_nll", None):
@@ -383,7 +404,7 @@ def plot_losses(
         ax.axhline(-log_normalizer, color="black", linestyle=":", linewidth=1.2,
                    gid="nfcourse-bound", label=f"-log Z = {-log_normalizer:.3f} (KL = 0)")
     ax.set_xlabel("step")
-    ax.set_ylabel("NLL (nats)" if kind == "nll" else "KL(q || p) - log Z (nats)")
+    ax.set_ylabel(ylabel)
     if len(loss) or entropy is not None or log_normalizer is not None:
         ax.legend(fontsize=8)
     return ax

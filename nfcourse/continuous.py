@@ -90,7 +90,7 @@ from torch import Generator, Tensor, nn
 from .evaluate import as_data
 from .flow import StandardNormal
 from .nets import mlp
-from .train import History, _optimize, _settings
+from .train import History, minimize, optimizer_settings
 from .validate import (
     allocation,
     as_model_dtype,
@@ -638,7 +638,7 @@ def fit_flow_matching(
             f"VelocityField, got {type(flow).__name__}{more}. Build one with "
             "ContinuousFlow(dim)."
         )
-    settings = _settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
+    settings = optimizer_settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
     batch_size = check_int(batch_size, "batch_size", where)
     if ema is not None:
         ema = check_number(ema, "ema", where, positive=True, example="0.999")
@@ -667,7 +667,7 @@ def fit_flow_matching(
     params = [p for p in field.parameters() if p.requires_grad]
     average = _Average(params, ema) if ema is not None else None
     after_step = (lambda step, loop: average.update()) if average is not None else None
-    history = _optimize(field, objective, settings, "flow_matching", advice, after_step)
+    history = minimize(field, objective, settings, "flow_matching", advice, after_step)
     if average is not None and history.restored_step is None:
         average.copy_to_params()
     return history

@@ -56,7 +56,9 @@ __all__ = [
     "NonFiniteLossError",
     "fit",
     "fit_reverse_kl",
+    "minimize",
     "nll",
+    "optimizer_settings",
     "reverse_kl",
 ]
 
@@ -169,7 +171,10 @@ class _Settings:
         return [0.5 * self.lr * (1 + math.cos(math.pi * i / self.steps)) for i in range(self.steps)]
 
 
-def _settings(where, steps, lr, schedule, weight_decay, clip_grad, progress) -> _Settings:
+def optimizer_settings(
+    where: str, steps, lr, schedule, weight_decay, clip_grad, progress
+) -> _Settings:
+    """The optimization arguments of a fit, validated once; errors name ``where``."""
     if schedule not in (None, "cosine"):
         raise ValueError(f"{where}: `schedule` must be 'cosine' or None, got {schedule!r}.")
     if clip_grad is not None:
@@ -327,7 +332,7 @@ class _Loop:
         self.history.seconds = time.perf_counter() - self.start
 
 
-def _optimize(
+def minimize(
     flow: nn.Module,
     objective: Callable[[int], tuple[Tensor, Tensor]],
     settings: _Settings,
@@ -335,7 +340,12 @@ def _optimize(
     advice: str,
     after_step: Callable[[int, _Loop], None] | None = None,
 ) -> History:
-    """The loop both fits share: ``objective(step) -> (loss to minimize, value to record)``.
+    """The loop every fit shares: ``objective(step) -> (loss to minimize, value to record)``.
+
+    The hook for a new training objective: :func:`fit`, :func:`fit_reverse_kl` and
+    :func:`nfcourse.continuous.fit_flow_matching` are each an objective, validated
+    settings (:func:`optimizer_settings`), a ``kind`` for the :class:`History` and the
+    advice its divergence errors give.
 
     Sets the step's learning rate, takes one optimizer step, hands the recorded
     value to the bookkeeping (divergence checks, progress bar), then calls
@@ -491,7 +501,7 @@ def fit(
     """
     where = "fit"
     check_model(flow, where)
-    settings = _settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
+    settings = optimizer_settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
     batch_size = check_int(batch_size, "batch_size", where)
     eval_every = check_int(eval_every, "eval_every", where)
     data = as_data(data, flow, "data", where)
@@ -518,7 +528,7 @@ def fit(
         if val_data is not None and (step % eval_every == 0 or step == steps):
             loop.validate(step, _val_nll(flow, val_data, val_context))
 
-    return _optimize(flow, objective, settings, "nll", _NLL_ADVICE.format(lr=lr), validate)
+    return minimize(flow, objective, settings, "nll", _NLL_ADVICE.format(lr=lr), validate)
 
 
 def _val_nll(flow: nn.Module, data: Tensor, context: Tensor | None) -> float:
@@ -606,7 +616,7 @@ def fit_reverse_kl(
             f"got {type(flow).__name__}."
         )
     log_p = as_log_density(log_density, where)
-    settings = _settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
+    settings = optimizer_settings(where, steps, lr, schedule, weight_decay, clip_grad, progress)
     n_samples = check_int(n_samples, "n_samples", where)
     anneal_steps = check_int(anneal_steps, "anneal_steps", where, smallest=0)
     if not (isinstance(beta_start, (int, float)) and 0 < beta_start <= 1):
@@ -625,4 +635,4 @@ def fit_reverse_kl(
         beta = beta_start + (1 - beta_start) * (step - 1) / anneal_steps
         return (log_q - beta * lp).mean(), kl
 
-    return _optimize(flow, objective, settings, "reverse_kl", _KL_ADVICE.format(lr=lr))
+    return minimize(flow, objective, settings, "reverse_kl", _KL_ADVICE.format(lr=lr))

@@ -16,10 +16,10 @@ from nfcourse.train import (
     DivergenceWarning,
     History,
     NonFiniteLossError,
-    _settings,
     fit,
     fit_reverse_kl,
     nll,
+    optimizer_settings,
     reverse_kl,
 )
 
@@ -181,10 +181,10 @@ def test_fit_options_run():
 
 
 def test_cosine_schedule():
-    lrs = _settings("fit", 100, 0.1, "cosine", 0.0, None, False).learning_rates()
+    lrs = optimizer_settings("fit", 100, 0.1, "cosine", 0.0, None, False).learning_rates()
     assert lrs[0] == 0.1 and all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
     assert 0 < lrs[-1] < 1e-3
-    assert _settings("fit", 5, 0.1, None, 0.0, None, False).learning_rates() == [0.1] * 5
+    assert optimizer_settings("fit", 5, 0.1, None, 0.0, None, False).learning_rates() == [0.1] * 5
     with pytest.raises(ValueError, match="schedule"):
         fit(gaussian_flow(), gaussian_data(10, 1), steps=2, schedule="linear", progress=False)
 

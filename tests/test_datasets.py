@@ -211,6 +211,18 @@ def test_log_prob_shape_and_dtype(name):
     assert torch.allclose(lp.double(), ds.log_prob(x.double()), atol=1e-4)
 
 
+def test_eight_gaussians_centers_are_where_its_samples_cluster():
+    ds = datasets.eight_gaussians(std=0.05)
+    centers = ds.centers
+    assert centers.shape == (8, 2)
+    assert torch.allclose(centers.norm(dim=-1), torch.full((8,), ds.radius, dtype=centers.dtype))
+    x = ds.sample(4000, seed=0).double()
+    nearest = (x[:, None] - centers).norm(dim=-1).min(-1).values
+    assert nearest.max() < 10 * ds.std  # every sample next to one of the centers
+    centers += 1.0  # a copy: the data set is unchanged
+    assert torch.allclose(ds.centers.norm(dim=-1), torch.full((8,), ds.radius, dtype=torch.float64))
+
+
 def test_entropy_is_cached():
     ds = datasets.eight_gaussians()
     assert ds.entropy() is ds.entropy()

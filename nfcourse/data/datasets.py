@@ -289,6 +289,11 @@ class EightGaussians(Dataset):
         self.std = check_number(std, "std", "eight_gaussians", positive=True)
         self._centers = self.radius * _unit(torch.arange(8, dtype=torch.float64) * math.pi / 4)
 
+    @property
+    def centers(self) -> torch.Tensor:
+        """The eight components' means, shape ``(8, 2)`` (float64; a copy)."""
+        return self._centers.clone()
+
     def _sample(self, n, gen):
         k = _randint(8, n, gen)
         return self._centers[k] + self.std * _randn(n, gen)

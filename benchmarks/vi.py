@@ -93,7 +93,7 @@ class VIConfig:
     long_steps: int = 2000
     long_lr: float = 5e-3
     long_anneal_steps: int = 500
-    long_seeds: tuple[int, ...] | None = (0, 1, 2)  # None: flow_seeds
+    long_seeds: tuple[int, ...] | None = (0, 1, 2, 3, 4)  # None: flow_seeds
     long_samples: int | None = 1024  # samples per step of the longer runs; None: n_samples
 
 

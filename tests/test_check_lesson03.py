@@ -8,16 +8,11 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
+from check_support import not_strict  # noqa: F401 (not_strict: an autouse fixture)
 from torch import nn
 
 from nfcourse import check
 from nfcourse.course.check import CheckFailed
-
-
-@pytest.fixture(autouse=True)
-def _not_strict(monkeypatch):
-    monkeypatch.delenv("NFCOURSE_STRICT", raising=False)
-
 
 # --- Exercise 3.1: reference solution and typical mistakes ----------------------------------
 

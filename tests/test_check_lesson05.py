@@ -6,14 +6,9 @@ import time
 
 import pytest
 import torch
+from check_support import not_strict  # noqa: F401 (not_strict: an autouse fixture)
 
 from nfcourse.course.check import CheckFailed, lesson05
-
-
-@pytest.fixture(autouse=True)
-def _not_strict(monkeypatch):
-    monkeypatch.delenv("NFCOURSE_STRICT", raising=False)
-
 
 # --- Exercise 5.1: MADE's masks ---------------------------------------------------------------
 

@@ -13,20 +13,10 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
+from check_support import assert_hint, not_strict  # noqa: F401 (not_strict: an autouse fixture)
 
 from nfcourse.course.check import CheckFailed, lesson06
 from nfcourse.layers.spline import MIN_BIN, MIN_DERIVATIVE
-
-
-@pytest.fixture(autouse=True)
-def _not_strict(monkeypatch):
-    monkeypatch.delenv("NFCOURSE_STRICT", raising=False)
-
-
-def assert_hint(result, hint):
-    assert result.status == "failed", result.line
-    assert hint in result.hint, result.line
-
 
 # --- Exercise 6.1: one bin, forward --------------------------------------------------------------
 

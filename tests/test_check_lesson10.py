@@ -11,19 +11,9 @@ import time
 
 import pytest
 import torch
+from check_support import assert_hint, not_strict  # noqa: F401 (not_strict: an autouse fixture)
 
 from nfcourse.course.check import CheckFailed, lesson10
-
-
-@pytest.fixture(autouse=True)
-def _not_strict(monkeypatch):
-    monkeypatch.delenv("NFCOURSE_STRICT", raising=False)
-
-
-def assert_hint(result, hint):
-    assert result.status == "failed", result.line
-    assert hint in result.hint, result.line
-
 
 # --- Exercise 10.1: the flow-matching loss -------------------------------------------------------
 

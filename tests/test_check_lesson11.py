@@ -13,19 +13,9 @@ import time
 import numpy as np
 import pytest
 import torch
+from check_support import assert_hint, not_strict  # noqa: F401 (not_strict: an autouse fixture)
 
 from nfcourse.course.check import CheckFailed, lesson11
-
-
-@pytest.fixture(autouse=True)
-def _not_strict(monkeypatch):
-    monkeypatch.delenv("NFCOURSE_STRICT", raising=False)
-
-
-def assert_hint(result, hint):
-    assert result.status == "failed", result.line
-    assert hint in result.hint, result.line
-
 
 # --- Exercise 11.1: the NLL and its standard error ----------------------------------------------
 

@@ -295,7 +295,8 @@ def _tabular_file() -> dict:
         {"dataset": "mixture_4d", "dim": 4, "library": lab.split()[0], "model": lab.split()[1],
          "label": lab, "seed": seed, "nll": 5.0 + gap, "entropy": 5.0, "entropy_se": 0.001,
          "gap": gap, "params": 100, "seconds": 1.0, "ms_per_step": 1.0, "diverged_at": None}
-        for lab, gaps in (("nfcourse MAF", (0.10, 0.24)), ("zuko MAF", (0.20, 0.20)))
+        for lab, gaps in (("nfcourse MAF", (0.10, 0.24)), ("zuko MAF", (0.20, 0.20)),
+                          (report.PAIRED_REALNVP, (0.15, 0.21)))
         for seed, gap in enumerate(gaps)
     ]  # fmt: skip
     return {"meta": meta, "tabular": {"config": asdict(tabular.TabularConfig()), "rows": rows}}
@@ -353,6 +354,10 @@ def test_render_merges_section_files_and_says_where_each_comes_from(tmp_path):
     )
     assert "| nfcourse MAF | 0.170 +- 0.070 |" in _section(page, "tabular")
     assert "> **Partial section**: sections: tabular;" in _section(page, "tabular")
+    # the structural control: paired with zuko MAF and explained, but not a target
+    assert "| nfcourse RealNVP-2x - zuko MAF | -0.020 +- 0.030 (1/2) |" in page
+    assert "the control of why RealNVP trails beyond two dimensions" in page
+    assert "RealNVP-2x gap" not in page
     assert "Partial section" not in _section(page, "digits")
     assert (
         "| nfcourse MAF gap on the D = 4 mixture <= zuko MAF's | 0.170 vs 0.200; paired by seed "

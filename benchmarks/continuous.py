@@ -42,7 +42,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -210,6 +210,109 @@ def run(cfg: ContinuousConfig, log=print) -> list[dict]:
     return rows
 
 
+# --- the gap as the budget grows ------------------------------------------------------------
+
+SWEEP_BUDGETS = (20.0, 80.0, 240.0)  # seconds of training CPU time
+SWEEP_MODELS = ("flow matching", PLAIN, "NSF")
+
+
+def sweep_jobs(
+    cfg: ContinuousConfig, budgets: tuple[float, ...] = SWEEP_BUDGETS
+) -> list[ContinuousConfig]:
+    """One config per (budget, data set, model) of the sweep, the longest first: the runs of
+    :func:`sweep`, for :func:`run` one at a time or in several processes."""
+    jobs = [
+        replace(cfg, budget_s=float(b), datasets=(ds,), models=(m,))
+        for b in budgets
+        for ds in cfg.datasets
+        for m in cfg.models
+    ]
+    return sorted(jobs, key=lambda c: -c.budget_s)
+
+
+def sweep(
+    cfg: ContinuousConfig, budgets: tuple[float, ...] = SWEEP_BUDGETS, jobs: int = 1
+) -> list[dict]:
+    """:func:`run` at each training budget in ``budgets``; every row gets its ``budget_s``.
+
+    The same seeds, data and recipes at every budget, so a column of the table differs from
+    the next by the training time alone.
+    """
+    parts = sweep_jobs(cfg, budgets)
+    rows = [row for rows in _map(parts, jobs) for row in rows]
+    return sorted(
+        rows,
+        key=lambda r: (r["dataset"], cfg.models.index(r["model"]), r["budget_s"], r["seed"]),
+    )
+
+
+def _map(parts: list[ContinuousConfig], jobs: int) -> list[list[dict]]:
+    """``[run(c) for c in parts]``, in up to ``jobs`` processes of one torch thread each;
+    each row gets the ``budget_s`` of its config."""
+    if jobs <= 1:
+        results = [run(c, log=_log) for c in parts]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(jobs, len(parts)), mp_context=context) as pool:
+            results = list(pool.map(_run_one, parts))
+    pairs = zip(parts, results, strict=True)
+    return [[{**row, "budget_s": c.budget_s} for row in rows] for c, rows in pairs]
+
+
+def sweep_markdown(section: dict) -> list[str]:
+    """The sweep's part of the section: gap per model and budget, and at which budgets the
+    best flow-matching model is no worse than NSF (the same run's, seed by seed)."""
+    rows = section["rows"]
+    budgets = sorted({r["budget_s"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [
+        "### The gap as the training budget grows",
+        "",
+        "The same runs at longer budgets (seconds of CPU time; seeds "
+        + ", ".join(map(str, seeds))
+        + f"; made by `{section['meta']['command']}` on {section['meta']['date']}, "
+        f"{section['meta']['machine']}). Gap to the entropy in nats, mean over seeds, "
+        "and in brackets the training steps:",
+        "",
+        "| data set | model | " + " | ".join(f"{b:g} s" for b in budgets) + " |",
+        "|---|---|" + "---:|" * len(budgets),
+    ]
+    cells: dict[tuple[str, str, float], float] = {}
+    for ds_name in dict.fromkeys(r["dataset"] for r in rows):
+        for name in dict.fromkeys(r["model"] for r in rows):
+            row = []
+            for b in budgets:
+                runs = [r for r in rows if (r["dataset"], r["model"], r["budget_s"]) ==
+                        (ds_name, name, b)]  # fmt: skip
+                if not runs:
+                    row.append("—")
+                    continue
+                cells[ds_name, name, b] = statistics.fmean(r["gap"] for r in runs)
+                steps = statistics.median(r["steps"] for r in runs)
+                row.append(f"{cells[ds_name, name, b]:.3f} ({steps:.0f})")
+            if any(c != "—" for c in row):
+                lines.append(f"| {ds_name} | {name} | " + " | ".join(row) + " |")
+    lines.append("")
+    for ds_name in dict.fromkeys(r["dataset"] for r in rows):
+        ahead, behind = [], []
+        for b in budgets:
+            fm = [v for (d, m, bb), v in cells.items() if d == ds_name and bb == b
+                  and m.startswith("flow matching")]  # fmt: skip
+            nsf = cells.get((ds_name, "NSF", b))
+            if fm and nsf is not None:
+                (ahead if min(fm) <= nsf else behind).append(f"{b:g} s ({min(fm) / nsf:.1f}x)")
+        if behind or ahead:
+            lines.append(
+                f"- {ds_name}: the best flow-matching model against NSF, as a ratio of gaps: "
+                f"behind at {', '.join(behind) or 'no budget'}; no worse at "
+                f"{', '.join(ahead) or 'no budget measured'}."
+            )
+    return lines + [""]
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -335,7 +438,10 @@ def markdown(results: dict, figures: Path | None = None) -> list[str]:
             f"nats (difference {v['difference']:+.3f} +- {v['se']:.3f}): the target (no worse "
             f"than the best discrete flow) is {word}."
         )
-    return lines + [""]
+    lines.append("")
+    if results.get("sweep"):
+        lines += sweep_markdown(results["sweep"])
+    return lines
 
 
 def _log(message: str) -> None:
@@ -354,7 +460,6 @@ def run_parallel(cfg: ContinuousConfig, jobs: int = 1) -> list[dict]:
         return run(cfg, log=_log)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    from dataclasses import replace
 
     parts = [replace(cfg, datasets=(name,)) for name in cfg.datasets]
     context = multiprocessing.get_context("spawn")
@@ -394,8 +499,18 @@ def main(argv: list[str] | None = None) -> int:
         help="run the data sets in this many processes at once, each with one torch thread "
         "(the budget is CPU time, so runs side by side get the same budget)",
     )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: the gap as the budget grows (--budgets; models "
+        f"{', '.join(SWEEP_MODELS)} and seed 0 unless --models, --seeds say otherwise), "
+        "saved as the 'sweep' part of --output, the rest of that file kept",
+    )
+    p.add_argument("--budgets", nargs="+", type=float, default=list(SWEEP_BUDGETS))
     p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks-continuous.json"))
     args = p.parse_args(argv)
+    if args.sweep:
+        return _main_sweep(args, argv)
     cfg = ContinuousConfig()
     for key in ("budget_s", "seeds", "datasets", "models"):
         value = getattr(args, key)
@@ -420,6 +535,34 @@ def main(argv: list[str] | None = None) -> int:
     }
     Path(args.output).write_text(json.dumps(results, indent=1))
     print("\n".join(markdown(results)))
+    return 0
+
+
+def _main_sweep(args: argparse.Namespace, argv: list[str] | None) -> int:
+    cfg = replace(
+        ContinuousConfig(),
+        models=tuple(args.models or SWEEP_MODELS),
+        seeds=tuple(args.seeds or (0,)),
+        datasets=tuple(args.datasets or ContinuousConfig.datasets),
+    )
+    torch.set_num_threads(1)
+    load, start = _load(), time.perf_counter()
+    rows = sweep(cfg, tuple(args.budgets), args.jobs)
+    out = Path(args.output)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results["sweep"] = {
+        "meta": {
+            "date": str(date.today()),
+            "command": "python -m benchmarks.continuous " + " ".join(argv or sys.argv[1:]),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+            "load": f"{load} at the start, {_load()} at the end",
+            "total_s": time.perf_counter() - start,
+        },
+        "config": {**asdict(cfg), "lr": cfg.lr or LEARNING_RATES, "budgets": args.budgets},
+        "rows": rows,
+    }
+    out.write_text(json.dumps(results, indent=1))
+    print("\n".join(sweep_markdown(results["sweep"])))
     return 0
 
 

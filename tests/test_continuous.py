@@ -497,3 +497,34 @@ def test_the_benchmark_runs_and_renders_its_section(tmp_path):
     # the two recipes differ as the page says
     fm, plain = bench.build("flow matching", cfg), bench.build(bench.PLAIN, cfg)
     assert fm.field.time_features == cfg.time_features and plain.field.time_features == 0
+
+
+def test_the_budget_sweep_runs_every_budget_and_says_where_each_model_is_ahead():
+    """The sweep at two tiny budgets: a row per (budget, data set, model, seed) carrying its
+    budget; its table and its verdict line are computed from the rows (made-up gaps below,
+    so that the verdict is known: flow matching behind at 1 s, no worse at 2 s)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import continuous as bench
+
+    cfg = bench.ContinuousConfig(
+        datasets=("rings",), models=("flow matching", "NSF"), seeds=(0,), n_train=500,
+        n_test=100, n_time=20, fm_hidden=(16,), hidden=(8,), layers=2, fm_batch_size=64,
+    )  # fmt: skip
+    rows = bench.sweep(cfg, budgets=(0.1, 0.2))
+    assert [(r["model"], r["budget_s"]) for r in rows] == [
+        ("flow matching", 0.1), ("flow matching", 0.2), ("NSF", 0.1), ("NSF", 0.2)
+    ]  # fmt: skip
+    assert all(r["train_s"] >= r["budget_s"] and math.isfinite(r["gap"]) for r in rows)
+    made_up = {("flow matching", 0.1): 0.30, ("flow matching", 0.2): 0.10,
+               ("NSF", 0.1): 0.15, ("NSF", 0.2): 0.12}  # fmt: skip
+    for r in rows:
+        r["gap"] = made_up[r["model"], r["budget_s"]]
+        r["budget_s"] *= 10
+    section = {"meta": {"command": "c", "date": "d", "machine": "m"}, "rows": rows}
+    page = "\n".join(bench.sweep_markdown(section))
+    assert "| data set | model | 1 s | 2 s |" in page
+    assert f"| rings | NSF | 0.150 ({rows[2]['steps']}) | 0.120 ({rows[3]['steps']}) |" in page
+    assert "behind at 1 s (2.0x); no worse at 2 s (0.8x)." in page

@@ -275,7 +275,8 @@ def sweep_markdown(section: dict) -> list[str]:
         + ", ".join(map(str, seeds))
         + f"; made by `{section['meta']['command']}` on {section['meta']['date']}, "
         f"{section['meta']['machine']}). Gap to the entropy in nats, mean over seeds, "
-        "and in brackets the training steps:",
+        "and in brackets the training steps (median) and the number of seeds where more "
+        "than one:",
         "",
         "| data set | model | " + " | ".join(f"{b:g} s" for b in budgets) + " |",
         "|---|---|" + "---:|" * len(budgets),
@@ -292,7 +293,8 @@ def sweep_markdown(section: dict) -> list[str]:
                     continue
                 cells[ds_name, name, b] = statistics.fmean(r["gap"] for r in runs)
                 steps = statistics.median(r["steps"] for r in runs)
-                row.append(f"{cells[ds_name, name, b]:.3f} ({steps:.0f})")
+                seeds_here = f", {len(runs)} seeds" if len(runs) > 1 else ""
+                row.append(f"{cells[ds_name, name, b]:.3f} ({steps:.0f}{seeds_here})")
             if any(c != "—" for c in row):
                 lines.append(f"| {ds_name} | {name} | " + " | ".join(row) + " |")
     lines.append("")

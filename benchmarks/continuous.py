@@ -274,7 +274,9 @@ def sweep_markdown(section: dict) -> list[str]:
         "The same runs at longer budgets (seconds of CPU time; seeds "
         + ", ".join(map(str, seeds))
         + f"; made by `{section['meta']['command']}` on {section['meta']['date']}, "
-        f"{section['meta']['machine']}). Gap to the entropy in nats, mean over seeds, "
+        f"{section['meta']['machine']}"
+        + (f"; {section['meta']['note']}" if section["meta"].get("note") else "")
+        + "). Gap to the entropy in nats, mean over seeds, "
         "and in brackets the training steps (median) and the number of seeds where more "
         "than one:",
         "",

@@ -945,7 +945,7 @@ def normalize(data: dict, name: str = "results") -> dict:
         raise ValueError(f"{name}: not a benchmark results file (no 'meta')")
     kind = _file_kind(data) if "rows" in data else None
     if kind is not None:
-        section = {k: v for k, v in data.items() if k in ("config", "rows")}
+        section = {k: v for k, v in data.items() if k in ("config", "rows", "sweep")}
         return {"meta": None, kind: {**section, "meta": meta}}
     sections = {k: dict(data[k]) for k in SECTIONS if k in data}
     if not sections:

@@ -396,3 +396,11 @@ def test_common_paired_differences_and_standard_errors():
     mean, se = common.mean_se([4.0])
     assert mean == 4.0 and se != se
     assert common.mean_se([4.0], single=0.0) == (4.0, 0.0)
+
+
+def test_a_continuous_results_file_keeps_its_budget_sweep():
+    """``python -m benchmarks.continuous --sweep`` adds a ``sweep`` part to the section's
+    file; the page is rendered from the file, so the merge must keep it."""
+    sweep = {"meta": {"command": "c"}, "config": {}, "rows": [{"budget_s": 20.0}]}
+    data = {"meta": {"date": "d"}, "config": {"field_hidden": [8]}, "rows": [], "sweep": sweep}
+    assert report.normalize(data)["continuous"]["sweep"] == sweep

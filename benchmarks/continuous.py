@@ -239,7 +239,11 @@ def sweep(
     the next by the training time alone.
     """
     parts = sweep_jobs(cfg, budgets)
-    rows = [row for rows in _map(parts, jobs) for row in rows]
+    rows = [
+        {**row, "budget_s": part.budget_s}
+        for part, part_rows in zip(parts, _map(parts, jobs), strict=True)
+        for row in part_rows
+    ]
     return sorted(
         rows,
         key=lambda r: (r["dataset"], cfg.models.index(r["model"]), r["budget_s"], r["seed"]),
@@ -247,19 +251,15 @@ def sweep(
 
 
 def _map(parts: list[ContinuousConfig], jobs: int) -> list[list[dict]]:
-    """``[run(c) for c in parts]``, in up to ``jobs`` processes of one torch thread each;
-    each row gets the ``budget_s`` of its config."""
-    if jobs <= 1:
-        results = [run(c, log=_log) for c in parts]
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    """``[run(c) for c in parts]``, in up to ``jobs`` processes of one torch thread each."""
+    if jobs <= 1 or len(parts) <= 1:
+        return [run(c, log=_log) for c in parts]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(jobs, len(parts)), mp_context=context) as pool:
-            results = list(pool.map(_run_one, parts))
-    pairs = zip(parts, results, strict=True)
-    return [[{**row, "budget_s": c.budget_s} for row in rows] for c, rows in pairs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(parts)), mp_context=context) as pool:
+        return list(pool.map(_run_one, parts))
 
 
 def sweep_markdown(section: dict) -> list[str]:
@@ -460,15 +460,8 @@ def _run_one(cfg: ContinuousConfig) -> list[dict]:
 def run_parallel(cfg: ContinuousConfig, jobs: int = 1) -> list[dict]:
     """:func:`run`, the data sets in up to ``jobs`` processes at once; the rows in the
     order of :func:`run`."""
-    if jobs <= 1 or len(cfg.datasets) <= 1:
-        return run(cfg, log=_log)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     parts = [replace(cfg, datasets=(name,)) for name in cfg.datasets]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(jobs, len(parts)), mp_context=context) as pool:
-        return [row for rows in pool.map(_run_one, parts) for row in rows]
+    return [row for rows in _map(parts, jobs) for row in rows]
 
 
 def _known(cfg: dict) -> dict:

@@ -246,3 +246,39 @@ def run_tabular(cfg, variants=tuple(TABULAR_VARIANTS), log=print) -> list[dict]:
         for row in tabular.run(sub, ["nfcourse"], log, build=build):
             rows.append({**row, "variant": variant})
     return rows
+
+
+def copy_zuko_maf(dim: int, layers: int = 5, hidden=(64, 64), seed: int = 0):
+    """A zuko MAF and nfcourse's MAF with zuko's log-scale clamp holding the same weights.
+
+    Shows that the two differ in the clamp alone (not in masks, hidden degrees, orders or
+    how the network's output is read): given the same weights they give the same
+    log-densities. zuko's transform ``k`` reads the data first and alternates its order;
+    nfcourse's flow lists its layers in the generative direction with a ``Reverse``
+    between them, so zuko's ``k`` is nfcourse's MAF ``layers - 1 - k``, and where zuko's
+    order is reversed the first layer's columns and the last layer's rows are reversed
+    too. zuko interleaves ``(shift, log-scale)`` per coordinate where nfcourse puts a
+    shift block before a log-scale block. Returns ``(zuko model, nfcourse model)``
+    (:class:`benchmarks.models.Model`).
+    """
+    zuko_model = models.build("zuko", "MAF", dim, layers, hidden, seed=seed)
+    ours = build_tabular("MAF", "zuko's log-scale clamp", dim, layers, hidden, seed=seed)
+    mafs = [m for m in ours.module.modules() if isinstance(m, nfcourse.MAF)]
+    with torch.no_grad():
+        for k, transform in enumerate(zuko_model.module.transform.transforms):
+            theirs = [m for m in transform.hyper if isinstance(m, nn.Linear)]
+            mine = [m for m in mafs[layers - 1 - k].modules() if isinstance(m, nn.Linear)]
+            flip = k % 2 == 1
+            first = theirs[0].weight.flip(1) if flip else theirs[0].weight
+            mine[0].weight.copy_(first)
+            mine[0].bias.copy_(theirs[0].bias)
+            for a, b in zip(theirs[1:-1], mine[1:-1], strict=True):
+                b.weight.copy_(a.weight)
+                b.bias.copy_(a.bias)
+            weight, bias = theirs[-1].weight, theirs[-1].bias
+            parts = [weight[0::2], weight[1::2], bias[0::2], bias[1::2]]
+            if flip:
+                parts = [p.flip(0) for p in parts]
+            mine[-1].weight.copy_(torch.cat(parts[:2]))
+            mine[-1].bias.copy_(torch.cat(parts[2:]))
+    return zuko_model, ours

@@ -404,3 +404,15 @@ def test_a_continuous_results_file_keeps_its_budget_sweep():
     sweep = {"meta": {"command": "c"}, "config": {}, "rows": [{"budget_s": 20.0}]}
     data = {"meta": {"date": "d"}, "config": {"field_hidden": [8]}, "rows": [], "sweep": sweep}
     assert report.normalize(data)["continuous"]["sweep"] == sweep
+
+
+def test_nfcourse_maf_with_zukos_clamp_is_zukos_maf():
+    """The weight copy behind the page's D = 16 note: with zuko's MAF's weights, nfcourse's
+    MAF with zuko's log-scale clamp gives the same log-densities. Planted: leaving the
+    reversed layers' columns unflipped breaks it."""
+    import torch
+
+    theirs, ours = ablation.copy_zuko_maf(dim=6, layers=3, hidden=(16, 16), seed=1)
+    x = 2 * torch.randn(200, 6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(ours.log_prob(x), theirs.log_prob(x), atol=1e-4)

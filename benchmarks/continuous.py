@@ -263,8 +263,9 @@ def _map(parts: list[ContinuousConfig], jobs: int) -> list[list[dict]]:
 
 
 def sweep_markdown(section: dict) -> list[str]:
-    """The sweep's part of the section: gap per model and budget, and at which budgets the
-    best flow-matching model is no worse than NSF (the same run's, seed by seed)."""
+    """The sweep's part of the section: gap per model and budget (mean over the seeds run
+    at that budget), and at which budgets the best flow-matching model's mean gap is no
+    larger than NSF's (plain means, no allowance for noise, unlike :func:`verdicts`)."""
     rows = section["rows"]
     budgets = sorted({r["budget_s"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})

@@ -42,6 +42,12 @@ _NFCOURSE_SPLINE_NAMES = ("nsf", "spline_flow", "neural_spline_flow")
 PAIRED_REALNVP = "RealNVP-2x"
 
 
+def paired_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
+    """The hidden widths of :data:`PAIRED_REALNVP`: 3/4 of ``hidden``, so that twice the
+    couplings hold about as many parameters as a MAF of ``hidden``."""
+    return tuple(max(1, round(0.75 * h)) for h in hidden)
+
+
 @dataclass
 class Model:
     """A flow of some library with a library-independent interface (module docstring)."""
@@ -139,9 +145,8 @@ def _nfcourse(name: str, dim: int, layers: int, hidden: tuple[int, ...]) -> Mode
         return _nfcourse_model(name, "coupling", nfcourse.realnvp(dim, layers, hidden))
     if name == PAIRED_REALNVP:
         # Every coordinate moved as often as in a MAF of ``layers`` layers (a coupling moves
-        # half of them): twice the couplings, with hidden widths cut to 3/4 so that the
-        # parameter count stays near the MAF's. The tabular section's structural control.
-        narrow = tuple(max(1, round(0.75 * h)) for h in hidden)
+        # half of them): twice the couplings, narrower. The tabular section's control.
+        narrow = paired_hidden(hidden)
         return _nfcourse_model(name, "coupling", nfcourse.realnvp(dim, 2 * layers, narrow))
     if name == "MAF":
         return _nfcourse_model(name, "autoregressive", nfcourse.maf(dim, layers, hidden))

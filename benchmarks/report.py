@@ -555,7 +555,7 @@ def _tabular(rows: list[dict], cfg: dict) -> list[str]:
             f"{cfg['layers'] // 2}-{(cfg['layers'] + 1) // 2} times against the MAF's "
             f"{cfg['layers']}. The control has twice the couplings ({2 * cfg['layers']}) with "
             "hidden widths cut to 3/4 "
-            f"({tuple(round(0.75 * h) for h in cfg['hidden'])}), which keeps its parameter "
+            f"({models.paired_hidden(cfg['hidden'])}), which keeps its parameter "
             "count near the MAF's. `nf.realnvp(dim, layers)` keeps counting couplings, as "
             "lessons 04-06 and the RealNVP paper do; a learner who wants a coupling flow on "
             "tabular data asks for about twice as many layers as for a MAF.",

@@ -346,7 +346,7 @@ def _run_sections(
             results["vi"] = {"config": asdict(cfg), "rows": rows, "curves": curves}
         elif section == "continuous":
             results["continuous"] = {
-                "config": {**asdict(cfg), "lr": cfg.lr or continuous.LEARNING_RATES},
+                "config": {**asdict(cfg), "lr": cfg.lr or continuous.learning_rates(cfg.budget_s)},
                 "rows": continuous.run(cfg, _log),
             }
         else:

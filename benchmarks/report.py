@@ -291,16 +291,18 @@ def _targets(results: dict) -> list[str]:
             rows.append([f"image flow on the digits: {t['target']}", t["measured"], met])
     if "continuous" in results:
         section = {**results["continuous"], "meta": _section_meta(results, "continuous")}
-        for name, v in continuous_bench.verdicts(section).items():
-            rows.append(
-                [
-                    f"best flow matching on {name} no worse than the best discrete flow "
-                    "(at most two standard errors above)",
-                    f"{v['fm_model']} {v['fm']:.3f} vs {v['best']} {v['discrete']:.3f}; difference "
-                    f"{v['difference']:+.3f} +- {v['se']:.3f} (standard error over seeds)",
-                    _verdict(v["met"], f"by {v['difference']:.3f} nats"),
-                ]
-            )
+        for budget, by_name in continuous_bench.verdicts_by_budget(section).items():
+            for name, v in by_name.items():
+                rows.append(
+                    [
+                        f"best flow matching on {name} no worse than the best discrete flow "
+                        f"at {budget:g} s of CPU time (at most two standard errors above)",
+                        f"{v['fm_model']} {v['fm']:.3f} vs {v['best']} {v['discrete']:.3f}; "
+                        f"difference {v['difference']:+.3f} +- {v['se']:.3f} (standard error "
+                        "over seeds)",
+                        _verdict(v["met"], f"by {v['difference']:.3f} nats"),
+                    ]
+                )
     if not rows:
         return ["No section with a target ran.", ""]
     lines = [
@@ -945,7 +947,7 @@ def normalize(data: dict, name: str = "results") -> dict:
         raise ValueError(f"{name}: not a benchmark results file (no 'meta')")
     kind = _file_kind(data) if "rows" in data else None
     if kind is not None:
-        section = {k: v for k, v in data.items() if k in ("config", "rows", "sweep")}
+        section = {k: v for k, v in data.items() if k in ("config", "rows", "sweep", "tuning")}
         return {"meta": None, kind: {**section, "meta": meta}}
     sections = {k: dict(data[k]) for k in SECTIONS if k in data}
     if not sections:

@@ -109,6 +109,7 @@ __all__ = [
     "ADAPTIVE",
     "FIXED",
     "ContinuousFlow",
+    "StepUnderflowError",
     "VelocityField",
     "divergence",
     "fit_flow_matching",
@@ -127,6 +128,10 @@ PAIRINGS = ("independent", "ot")  # of noise and data in a flow-matching batch
 PROBES = ("rademacher", "gaussian")
 
 Field = Callable[[Tensor, Tensor], Tensor]
+
+
+class StepUnderflowError(RuntimeError):
+    """An adaptive solve whose step size fell to 0: the field is too steep to follow."""
 
 
 # --- the velocity field ----------------------------------------------------------------------
@@ -289,7 +294,19 @@ def _odeint(
 
     if steps is None:
         times = torch.tensor([t0, t1], dtype=ref.dtype, device=ref.device)
-        return odeint(rhs, y0, times, method=method, rtol=rtol, atol=atol)
+        try:
+            return odeint(rhs, y0, times, method=method, rtol=rtol, atol=atol)
+        except AssertionError as error:  # torchdiffeq asserts when the step size underflows
+            if "underflow" not in str(error):
+                raise
+            raise StepUnderflowError(
+                f"the adaptive solver ({method}, rtol={rtol:g}, atol={atol:g}) shrank its "
+                f"step to 0 after {rhs.nfe} evaluations of the field: the field is too steep "
+                "to follow at these tolerances, which a field trained with too large a "
+                "learning rate (or not trained) can be. Check the training loss, train "
+                "again with a smaller lr, or solve with fixed steps (method='rk4', steps=100) "
+                "to see what the field does."
+            ) from error
     # a fixed-step solver steps exactly from one time of the grid to the next
     times = torch.linspace(t0, t1, steps + 1, dtype=ref.dtype, device=ref.device)
     return odeint(rhs, y0, times, method=method)
@@ -618,7 +635,9 @@ def fit_flow_matching(
         time_power: ``t = 1 - (1 - u)^time_power`` with ``u ~ U(0, 1)``; 1 is uniform,
             larger values put more of the regression near ``t = 1``, where the field must
             draw the data's fine detail. Any positive density of ``t`` has the same
-            minimizer ``v*`` (the regression is pointwise in ``t``).
+            minimizer ``v*`` (the regression is pointwise in ``t``), but a field of
+            limited size fits best where it is trained most: the course's benchmark uses
+            3 on its sharp 2-D data (docs/benchmarks.md).
 
     Returns:
         A :class:`~nfcourse.train.History` of kind ``"flow_matching"``: ``loss`` holds

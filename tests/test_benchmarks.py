@@ -398,12 +398,16 @@ def test_common_paired_differences_and_standard_errors():
     assert common.mean_se([4.0], single=0.0) == (4.0, 0.0)
 
 
-def test_a_continuous_results_file_keeps_its_budget_sweep():
-    """``python -m benchmarks.continuous --sweep`` adds a ``sweep`` part to the section's
-    file; the page is rendered from the file, so the merge must keep it."""
+def test_a_continuous_results_file_keeps_its_budget_sweep_and_its_tuning():
+    """``python -m benchmarks.continuous --sweep`` and ``--tune`` add ``sweep`` and
+    ``tuning`` parts to the section's file; the page is rendered from the file, so the
+    merge must keep them."""
     sweep = {"meta": {"command": "c"}, "config": {}, "rows": [{"budget_s": 20.0}]}
-    data = {"meta": {"date": "d"}, "config": {"field_hidden": [8]}, "rows": [], "sweep": sweep}
-    assert report.normalize(data)["continuous"]["sweep"] == sweep
+    tuning = [{"meta": {"command": "t"}, "config": {}, "rows": [{"lr": 0.01}]}]
+    data = {"meta": {"date": "d"}, "config": {"field_hidden": [8]}, "rows": [],
+            "sweep": sweep, "tuning": tuning}  # fmt: skip
+    section = report.normalize(data)["continuous"]
+    assert section["sweep"] == sweep and section["tuning"] == tuning
 
 
 def test_nfcourse_maf_with_zukos_clamp_is_zukos_maf():
